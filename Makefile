@@ -10,6 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the freepats patches, and the Hydrogen drum kits (real drum recordings).
 DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont \
 	csound-soundfont timidity freepats hydrogen-drumkits
+# The test set-up also opens evaluation reports in headless Chromium.
+TEST_DEB_PACKAGES := chromium chromium-driver
 DEMO_DIR := out/demo
 MODEL_CORPUS := out/corpus-default
 SHIPPED_MODEL := timbrescope/models/pretrained/timbrenet-default.ckpt
@@ -36,10 +38,14 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
+$(STAMPS)/apt-test: Makefile $(STAMPS)/apt
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEST_DEB_PACKAGES)
+	@touch $@
+
 demo: setup
 	$(BIN)/timbrescope demo --out $(DEMO_DIR)
 
-test: setup
+test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Reproduces the shipped model from scratch: render the default corpus, then train on it (CPU).

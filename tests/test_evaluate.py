@@ -1,10 +1,20 @@
+import json
+import math
+import shutil
+
 import numpy as np
 import pytest
+import torch
 
-from timbrescope.data.manifest import read_csv_manifest
-from timbrescope.errors import DataError
-from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
-from timbrescope.evaluate.single_label import evaluate_single_label
+from timbrescope.cli import main
+from timbrescope.data.dataset import Dataset, Example
+from timbrescope.errors import DataError, ModelError
+from timbrescope.evaluate.evaluation import evaluate
+from timbrescope.evaluate.metrics import (best_thresholds, frame_metrics, mean_average_precision,
+                                          multi_label_metrics, single_label_metrics)
+from timbrescope.inference import Recognizer, default_model_path
+
+from dataset_fixtures import manifest, tone, write
 
 
 def test_mean_average_precision_by_hand_and_absent_labels():
@@ -12,7 +22,11 @@ def test_mean_average_precision_by_hand_and_absent_labels():
     score = np.array([[0.9, 0.1, 0.2], [0.8, 0.7, 0.1], [0.3, 0.2, 0.9], [0.1, 0.9, 0.5]])
     # label 0: positives ranked 1st and 3rd -> AP = (1/1 + 2/3) / 2; label 1: positive ranked 2nd -> 1/2
     assert mean_average_precision(truth, score) == pytest.approx(((1 + 2 / 3) / 2 + 0.5) / 2)
-    assert np.isnan(mean_average_precision(np.zeros((2, 2)), np.ones((2, 2))))
+    assert math.isnan(mean_average_precision(np.zeros((2, 2)), np.ones((2, 2))))
+    # masking the example that outranks label 1's positive makes its AP 1
+    mask = np.ones_like(truth, bool)
+    mask[3, 1] = False
+    assert mean_average_precision(truth, score, mask) == pytest.approx(((1 + 2 / 3) / 2 + 1.0) / 2)
 
 
 def test_best_thresholds_separate_classes_and_default_for_absent():
@@ -22,36 +36,139 @@ def test_best_thresholds_separate_classes_and_default_for_absent():
     assert 0.4 < thresholds[0] <= 0.6 and thresholds[1] == 0.5
 
 
+def test_single_label_metrics_by_hand():
+    truth = ["violin", "violin", "drum_kit", "viola"]
+    predicted = ["violin", "viola", "drum_kit", "other"]
+    result = single_label_metrics(truth, predicted, [True, True, True, False], ["drum_kit", "viola", "violin"])
+    assert result["accuracy"] == 0.5 and result["top3_accuracy"] == 0.75
+    # violin: precision 1/1, recall 1/2; viola: precision 0/1, recall 0/1; drum_kit: 1/1, 1/1
+    assert result["per_class"]["violin"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3, abs=1e-5),
+                                             "support": 2}
+    assert result["macro"]["recall"] == pytest.approx((1 + 0 + 0.5) / 3, abs=1e-5)
+    assert result["micro"]["precision"] == pytest.approx(2 / 3, abs=1e-5)  # 'other' is no class: 2 of 3 right
+    assert result["confusion"]["labels"] == ["drum_kit", "viola", "violin", "other"]
+    assert result["confusion"]["counts"][1] == [0, 0, 0, 1] and result["confusion"]["normalised"][2] == [0, 0.5, 0.5, 0]
+
+
+def test_multi_label_metrics_by_hand_and_edge_cases():
+    truth = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    score = np.array([[0.9, 0.2, 0.1], [0.6, 0.7, 0.2], [0.3, 0.4, 0.3]])
+    pred = score >= 0.5
+    result = multi_label_metrics(["a", "b", "never"], truth, score, pred)
+    assert result["exact_match"] == pytest.approx(2 / 3, abs=1e-5)  # the third example misses b
+    assert result["hamming_loss"] == pytest.approx(1 / 9, abs=1e-5)
+    assert result["f1_micro"] == pytest.approx(2 * 3 / (2 * 3 + 1), abs=1e-5)  # tp 3, fn 1, fp 0
+    assert result["per_label"]["never"] == {"positives": 0, "known": 3, "ap": None, "roc_auc": None, "f1": 0.0}
+    assert result["f1_macro"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-5)  # labels with positives only
+    assert result["map"] == pytest.approx(1.0)
+    nothing = multi_label_metrics(["a"], np.zeros((2, 1)), np.zeros((2, 1)), np.zeros((2, 1)))
+    assert nothing["map"] is None and nothing["f1_micro"] == 0.0 and nothing["exact_match"] == 1.0
+    json.dumps(nothing, allow_nan=False)  # defined values only, never NaN
+    partial = multi_label_metrics(["a", "b"], truth[:, :2], score[:, :2], pred[:, :2],
+                                  np.array([[1, 0], [1, 1], [1, 1]], bool))
+    assert partial["fully_annotated_examples"] == 2 and partial["per_label"]["b"]["known"] == 2
+
+
+def test_frame_and_segment_f1_by_hand():
+    # one clip of 4 frames at 0.5 s: truth on in frames 0-1, prediction on in frame 2 only
+    truth = np.array([[1], [1], [0], [0]])
+    pred = np.array([[0], [0], [1], [0]])
+    result = frame_metrics(["x"], truth, pred, 0.5, np.zeros(4, int), segment_seconds=1.0)
+    assert result["frame_f1_micro"] == 0.0
+    assert result["segment_f1_micro"] == 0.0  # segment 1 has truth, segment 2 has the prediction
+    pred = np.array([[0], [1], [0], [0]])
+    assert frame_metrics(["x"], truth, pred, 0.5, np.zeros(4, int))["segment_f1_micro"] == 1.0
+
+
 class _Fixed:
-    """A stand-in recogniser result: ranks labels as told."""
+    """A stand-in recogniser that scores every file with fixed scores."""
 
-    def __init__(self, ranking):
-        self.instruments = [{"label": label} for label in ranking]
-        self.families = [{"label": {"violin": "bowed_string", "piano": "keyboard", "viola": "bowed_string",
-                                    "drum_kit": "percussion"}[ranking[0]]}]
+    labels = ["cello", "piano", "violin"]
+    thresholds = {"cello": 0.5, "piano": 0.5, "violin": 0.5}
+    sample_rate = 22050
+    frame_seconds = 0.04
+    model_path = "fixed"
+    meta = {}
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def identify(self, path, sr=None):
+        row = self.scores[str(path).rsplit("/", 1)[-1]]
+
+        class R:
+            instruments = [{"label": k, "score": v} for k, v in zip(self.labels, row)]
+            frames = np.tile(np.array(row, np.float32), (25, 1))
+
+        return R()
 
 
-def test_single_label_accuracy_by_hand():
-    answers = {"a.wav": ["violin", "viola", "piano"], "b.wav": ["viola", "violin", "piano"],
-               "c.wav": ["drum_kit", "piano", "violin"], "d.wav": ["piano", "violin", "viola"]}
-    rows = [{"path": "a.wav", "labels": ["violin"]}, {"path": "b.wav", "labels": ["violin"]},
-            {"path": "c.wav", "labels": ["drum_kit"]}, {"path": "d.wav", "labels": ["viola"]}]
-    result = evaluate_single_label(lambda path: _Fixed(answers[path]), rows)
-    assert result["top1"] == 0.5 and result["top3"] == 1.0
-    assert result["family_top1"] == 0.75  # b (viola for violin) is still a bowed string
-    assert result["per_label"]["violin"] == {"files": 2, "top1": 0.5}
-    assert result["confusion"]["labels"] == ["drum_kit", "piano", "viola", "violin"]
-    assert result["confusion"]["matrix"][3] == [0, 0, 1, 1]
+def test_family_targets_groups_and_other(tmp_path):
+    """A dataset that tells only families (NSynth-like): label scores map to family targets."""
+    examples = []
+    for name in ("a.wav", "b.wav", "c.wav"):
+        write(tmp_path / name, tone(1.0, 22050, 440), 22050)
+    examples = [Example("a", "test", ("bowed_string",), tmp_path / "a.wav"),
+                Example("b", "test", ("keyboard",), tmp_path / "b.wav"),
+                Example("c", "test", ("brass",), tmp_path / "c.wav")]
+    recognizer = _Fixed({"a.wav": [0.9, 0.1, 0.2], "b.wav": [0.1, 0.8, 0.7], "c.wav": [0.6, 0.1, 0.1]})
+    metrics, _ = evaluate(Dataset("fam", tmp_path, examples), recognizer)
+    assert metrics["targets"] == ["bowed_string", "keyboard"] and metrics["not_scored"] == ["brass"]
+    single = metrics["single_label"]
+    assert single["examples"] == 2 and single["accuracy"] == 1.0
+    assert metrics["grouped"]["single_label"]["confusion"]["labels"][:2] == ["bowed_string", "keyboard"]
+    assert metrics["multi_label"]["per_label"]["bowed_string"]["ap"] == 1.0  # max(cello, violin) ranks a first
 
 
-def test_csv_manifest_resolves_paths_and_aliases(tmp_path):
-    (tmp_path / "m.csv").write_text("source,path,labels\nx,a/kick.wav,kick_drum\ny,b.wav,Violin;piano\n")
-    rows = read_csv_manifest(tmp_path / "m.csv")
-    assert rows[0]["path"] == str(tmp_path / "a" / "kick.wav") and rows[0]["labels"] == ["drum_kit"]
-    assert rows[1]["labels"] == ["piano", "violin"] and rows[1]["source"] == "y"
-    (tmp_path / "bad.csv").write_text("path,labels\na.wav,kazoo\n")
-    with pytest.raises(DataError, match="bad.csv, line 2: unknown instrument label 'kazoo'"):
-        read_csv_manifest(tmp_path / "bad.csv")
-    (tmp_path / "nolabels.csv").write_text("path\na.wav\n")
-    with pytest.raises(DataError, match="missing column"):
-        read_csv_manifest(tmp_path / "nolabels.csv")
+def test_evaluate_report_opens_in_chromium_with_every_figure(tmp_path, capsys):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    manifest(tmp_path / "data")
+    out = tmp_path / "report"
+    assert main(["evaluate", "--data", f"manifest:{tmp_path / 'data' / 'manifest.jsonl'}", "--split", "all",
+                 "--windows", "2", "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("manifest.jsonl [all]: 10 examples, top-1 ")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["examples"] == 10 and metrics["windows"]["examples"] == 20
+    assert metrics["single_label"]["examples"] == 5  # the violin solos
+    assert {"multi_label", "grouped", "frames", "class_distribution"} <= set(metrics)
+    assert metrics["frames"]["per_label"].keys() == {"cello", "violin"}
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert {"ap.png", "roc.png", "confusion.png", "distribution.png", "training.png", "error_1.png"} <= set(pngs)
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get((out / "report.html").as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+    finally:
+        driver.quit()
+    assert len(images) == len(pngs) and all(loaded for _, loaded in images), images
+    assert errors == []
+
+
+def test_evaluate_bad_input_gives_one_line_errors(tmp_path, capsys):
+    assert main(["evaluate", "--data", "kazoo:/x", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip().startswith("timbrescope: error: unknown data spec 'kazoo:/x'")
+    (tmp_path / "empty.csv").write_text("path,labels,split\nx.wav,violin,train\n")
+    assert main(["evaluate", "--data", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "r")]) == 2
+    assert "no example in split 'test'" in capsys.readouterr().err
+    (tmp_path / "gone.csv").write_text("path,labels\ngone.wav,violin\n")
+    assert main(["evaluate", "--data", str(tmp_path / "gone.csv"), "--split", "all", "--out", str(tmp_path / "r")]) == 2
+    assert "no example of split 'all' could be decoded (1 failed)" in capsys.readouterr().err
+    payload = torch.load(default_model_path(), weights_only=True)
+    payload["taxonomy_version"] = "0"
+    torch.save(payload, tmp_path / "old.ckpt")
+    with pytest.raises(ModelError, match="trained on taxonomy v0"):
+        Recognizer(tmp_path / "old.ckpt")
+    assert main(["evaluate", "--model", str(tmp_path / "old.ckpt"), "--data", str(tmp_path / "gone.csv"),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(DataError, match="precomputed features"):
+        evaluate(Dataset("f", tmp_path, [Example("x", "test", ("violin",), features=np.zeros(3))]), _Fixed({}))

@@ -130,8 +130,8 @@ def test_directories_are_walked_for_audio(tmp_path):
 
 
 def test_rendered_test_split_evaluation(checkpoint, corpus):
-    from timbrescope.evaluate.rendered import evaluate_rendered
+    from timbrescope.evaluate.evaluation import evaluate
 
-    result = evaluate_rendered(Recognizer(checkpoint), corpus, "test")
-    assert result["clips"] == 4
-    assert 0 <= result["clip_map"] <= 1 and 0 <= result["frame_f1_micro"] <= 1
+    metrics, _ = evaluate(corpus, Recognizer(checkpoint), "test")
+    assert metrics["examples"] == 4 and metrics["split"] == "test"
+    assert 0 <= metrics["multi_label"]["map"] <= 1 and 0 <= metrics["frames"]["frame_f1_micro"] <= 1

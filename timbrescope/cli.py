@@ -9,12 +9,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from timbrescope import __version__
-from timbrescope.errors import TimbrescopeError
+from timbrescope.errors import ParameterError, TimbrescopeError
 
 EXIT_USAGE_OR_DATA = 2
 
@@ -42,20 +43,35 @@ def _cmd_taxonomy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+@contextmanager
+def _progress_bar(desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a tqdm bar, opened at its first call (so errors
+    raised before any progress stay one line) and closed on exit."""
+    bars = []
 
+    def advance(done: int, total: int) -> None:
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(desc=desc, unit=unit, total=total, disable=quiet))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        yield advance
+    finally:
+        if bars:
+            bars[0].close()
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
     from timbrescope.synth.corpus import Settings, build_corpus, resolve_preset
 
     preset = resolve_preset(args.preset, args.clip_seconds)
     settings = Settings(preset, args.seed, effects=not args.no_effects, stems=args.stems,
                         sfz_dirs=tuple(args.sfz), soundfonts=tuple(args.soundfont))
-    with tqdm(desc=f"rendering {preset.name}", unit="clip", disable=args.quiet) as bar:
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+    with _progress_bar(f"rendering {preset.name}", "clip", args.quiet) as advance:
         summary = build_corpus(args.out, settings, workers=args.workers, progress=advance)
     print(f"{args.out}: {summary['clips']} clips, {summary['hours']} h of audio")
     for split, counts in summary["label_counts"].items():
@@ -102,6 +118,73 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{args.out}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, validation mAP "
           f"{summary['valid_map']:.3f}, {summary['seconds']:.0f} s; log: {args.out}.log.jsonl")
     return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from timbrescope.evaluate.evaluation import evaluate, load_groups
+    from timbrescope.evaluate.report import write_report
+    from timbrescope.inference import Recognizer
+
+    recognizer = Recognizer(args.model)
+    groups = load_groups(args.groups) if args.groups else None
+    with _progress_bar("evaluating", "file", args.quiet) as advance:
+        metrics, details = evaluate(args.data, recognizer, args.split, args.windows, groups, args.limit,
+                                    progress=advance)
+    written = write_report(metrics, details, recognizer, args.out)
+    single, multi = metrics.get("single_label", {}), metrics.get("multi_label", {})
+    parts = [f"{metrics['examples']} examples"]
+    if single:
+        parts.append(f"top-1 {single['accuracy']:.3f}")
+    if multi.get("map") is not None:
+        parts.append(f"mAP {multi['map']:.3f}")
+    if "grouped" in metrics and "single_label" in metrics["grouped"]:
+        parts.append(f"grouped top-1 {metrics['grouped']['single_label']['accuracy']:.3f}")
+    print(f"{metrics['dataset']} [{args.split}]: " + ", ".join(parts) + f"; report: {written['report']}")
+    return 0
+
+
+def _cmd_learning_curve(args: argparse.Namespace) -> int:
+    from timbrescope.evaluate.figures import learning_curve as plot
+    from timbrescope.fileio import atomic_write_text, ensure_writable_folder
+    from timbrescope.train.learning_curve import learning_curve
+    from timbrescope.train.loop import TrainConfig
+
+    ensure_writable_folder(args.out)
+    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    points = learning_curve(args.data, args.out, config, tuple(args.fractions))
+    atomic_write_text(args.out / "learning_curve.json", json.dumps(points, indent=1))
+    plot(points, args.out / "learning_curve.png")
+    for point in points:
+        print(f"{point['train_examples']:>7} training examples: validation mAP {point['valid_map']:.3f}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from timbrescope.data.specs import PUBLIC_DATASETS, open_dataset
+
+    if args.action == "list":
+        for name, module in PUBLIC_DATASETS.items():
+            print(f"{name:16} {module.TITLE} ({module.LICENCE}) {module.URL}\n{'':16} e.g. {module.EXAMPLE}")
+        print(f"{'folder':16} your recordings, one sub-folder per label: folder:PATH")
+        print(f"{'manifest':16} your recordings listed in a CSV or JSON-lines file: manifest:FILE")
+        print(f"{'rendered':16} a corpus made by timbrescope synth: rendered:PATH (or the bare folder)")
+        return 0
+    if not args.name or not args.path:
+        raise ParameterError("usage: timbrescope datasets validate NAME PATH")
+    report = open_dataset(f"{args.name}:{args.path}").validate()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['dataset']} at {report['root']}: {report['examples']} examples")
+        for split, counts in report["label_counts"].items():
+            print(f"  {split} ({report['splits'][split]}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        for kind in ("missing", "unreadable", "annotation_problems"):
+            for item in report[kind]:
+                print(f"  {kind.replace('_', ' ')}: {item}")
+    problems = len(report["missing"]) + len(report["unreadable"]) + len(report["annotation_problems"])
+    if problems and not args.json:
+        print(f"{problems} problem(s) found", file=sys.stderr)
+    return EXIT_USAGE_OR_DATA if problems else 0
 
 
 def _cmd_identify(args: argparse.Namespace) -> int:
@@ -159,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=_cmd_synth)
 
     train = commands.add_parser("train", help="train a recogniser on a rendered corpus")
-    train.add_argument("--data", required=True, type=Path, help="corpus folder (timbrescope synth --out)")
+    train.add_argument("--data", required=True, metavar="SPEC",
+                       help="a corpus folder (timbrescope synth --out), NAME:PATH (nsynth, irmas, medley_solos_db, "
+                            "musicnet, openmic2018, uiowa_mis, folder, manifest), a manifest or a label folder")
     train.add_argument("--out", required=True, type=Path, help="checkpoint to write, e.g. model.ckpt")
     train.add_argument("--model", default="timbrenet", help="registered model name (default: timbrenet)")
     train.add_argument("--epochs", type=int, default=30)
@@ -178,6 +263,36 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     identify.add_argument("--threshold", type=float, default=None, help="one threshold for every label")
     identify.set_defaults(run=_cmd_identify)
+
+    evaluate = commands.add_parser("evaluate", help="metrics and an HTML report of a model on a dataset")
+    evaluate.add_argument("--data", required=True, metavar="SPEC", help="as for train; e.g. manifest:realdev.csv")
+    evaluate.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    evaluate.add_argument("--split", default="test", help="train, validation, test or all (default: test)")
+    evaluate.add_argument("--windows", type=int, default=None, metavar="N",
+                          help="also score N random 5-s windows per file")
+    evaluate.add_argument("--groups", type=Path, default=None, metavar="FILE",
+                          help='JSON {"group": [labels...]} for the grouped view (default: families)')
+    evaluate.add_argument("--limit", type=int, default=None, help="at most this many examples")
+    evaluate.add_argument("--out", required=True, type=Path, help="folder for metrics.json, report.html, PNGs")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(run=_cmd_evaluate)
+
+    datasets = commands.add_parser("datasets", help="list the supported datasets, or validate one on disk")
+    datasets.add_argument("action", choices=["list", "validate"])
+    datasets.add_argument("name", nargs="?", help="dataset name (see datasets list), folder or manifest")
+    datasets.add_argument("path", nargs="?", help="where the dataset is unpacked")
+    datasets.add_argument("--json", action="store_true", help="the whole report as one JSON object")
+    datasets.set_defaults(run=_cmd_datasets)
+
+    curve = commands.add_parser("learning-curve", help="validation score against the amount of training data")
+    curve.add_argument("--data", required=True, metavar="SPEC")
+    curve.add_argument("--out", required=True, type=Path, help="folder for the runs, JSON and PNG")
+    curve.add_argument("--model", default="timbrenet")
+    curve.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
+    curve.add_argument("--epochs", type=int, default=10)
+    curve.add_argument("--batch-size", type=int, default=64)
+    curve.add_argument("--seed", type=int, default=0)
+    curve.set_defaults(run=_cmd_learning_curve)
 
     demo = commands.add_parser("demo", help="render the example recording and identify its instruments")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))

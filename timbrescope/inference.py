@@ -23,7 +23,7 @@ from scipy.ndimage import median_filter
 from timbrescope.audio import info, is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ParameterError
 from timbrescope.models.fusion import fuse_batchnorm
-from timbrescope.taxonomy import families, family_of
+from timbrescope.taxonomy import families, target_family
 from timbrescope.train.checkpoint import load_checkpoint
 
 WINDOW_SECONDS = 5.0
@@ -118,7 +118,7 @@ class Recognizer:
         n_frames = max(1, round(duration / self.frame_seconds))
         frames = np.concatenate(frame_probs)[:n_frames]
         clip = np.max(np.stack(clip_probs), axis=0)
-        instruments = sorted(({"label": label, "family": family_of(label), "score": round(float(clip[i]), 4)}
+        instruments = sorted(({"label": label, "family": target_family(label), "score": round(float(clip[i]), 4)}
                               for i, label in enumerate(self.labels)), key=lambda item: -item["score"])
         family_scores = {}
         for item in instruments:

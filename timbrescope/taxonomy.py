@@ -256,6 +256,29 @@ def canonical_label(name: str) -> str:
     return key
 
 
+def canonical_target(name: str) -> str:
+    """A dataset target: a label (aliases resolved) or, where a dataset only tells the family, a family
+    name. Families that share their name with a label (organ, harp, voice, flute) read as the label."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in FAMILIES and LABEL_ALIASES.get(key, key) not in _FAMILY_OF:
+        return key
+    try:
+        return canonical_label(key)
+    except ParameterError:
+        raise ParameterError(f"unknown instrument label or family {name!r}; known labels: {', '.join(labels())}; "
+                             f"families: {', '.join(FAMILIES)}") from None
+
+
+def target_family(target: str) -> str:
+    """The family of a target (a label or a family name)."""
+    return target if target in FAMILIES and target not in _FAMILY_OF else _FAMILY_OF[target]
+
+
+def target_members(target: str) -> list[str]:
+    """The labels a target stands for: itself, or every label of a family target."""
+    return list(FAMILIES[target]) if target in FAMILIES and target not in _FAMILY_OF else [target]
+
+
 def gm_program(number: int) -> GMProgram:
     """The General-MIDI program ``number`` (0-127)."""
     if not 0 <= number < 128:

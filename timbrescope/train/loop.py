@@ -1,4 +1,10 @@
-"""Training on a rendered corpus: multi-label clip and frame targets, resumable, with early stopping.
+"""Training on any dataset (a rendered corpus by default): multi-label clip and frame targets,
+resumable, with early stopping.
+
+Examples are cut into 5-s clips (long recordings windowed). Frame targets come from known segments;
+where a dataset has none the frame loss is masked, and targets a dataset left unannotated (OpenMIC)
+are masked in the clip loss, the validation mAP and the thresholds. Undecodable files are skipped
+and counted in the summary.
 
 Log-mel features are computed once by the model's own front-end (so they are exactly what inference
 computes) and kept in memory as float16; the network after the front-end is trained on them with
@@ -23,7 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from timbrescope.data.rendered import iter_clips, split_rows
+from timbrescope.data.clips import CLIP_SECONDS, SkipLog, clip_examples, decode_batches
+from timbrescope.data.dataset import Dataset, Example
+from timbrescope.data.specs import open_dataset
 from timbrescope.data.targets import clip_target, frame_target
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
@@ -56,34 +64,42 @@ class TrainConfig:
 
 @dataclass
 class _Features:
-    """Log-mel ``[n, mels, frames]`` (float16), clip targets ``[n, labels]``, frame targets ``[n, T', labels]``."""
+    """Log-mel ``[n, mels, frames]`` (float16), clip targets and their mask ``[n, labels]`` (0: unknown),
+    frame targets ``[n, T', labels]`` and whether each clip's frame targets are known ``[n]``."""
 
     logmel: torch.Tensor
     clips: torch.Tensor
+    mask: torch.Tensor
     frames: torch.Tensor
+    frame_known: torch.Tensor
 
 
-def train(data: Path, out: Path, config: TrainConfig = TrainConfig(),
+def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
           progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Train on the rendered corpus in ``data``; write the best checkpoint to ``out``; return its summary.
+    """Train on ``data`` (a data spec or a Dataset; its train and validation splits); write the best
+    checkpoint to ``out``; return its summary.
 
     Running the same call again after a kill resumes from the last complete epoch.
     """
     out = Path(out)
     ensure_writable_folder(out.parent)
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    if not dataset.has_audio:
+        raise DataError(f"{dataset.name} holds precomputed features, not audio; {config.model!r} needs audio")
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train_rows = split_rows(Path(data), "train", config.limit)
-    valid_rows = split_rows(Path(data), "validation", config.limit)
-    labels = sorted({label for row in train_rows for label in row["instruments"]})
+    train_examples = clip_examples(dataset.split("train")[:config.limit], CLIP_SECONDS)
+    valid_examples = clip_examples(dataset.split("validation")[:config.limit], CLIP_SECONDS)
+    labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
     if not labels:
-        raise DataError(f"{data}: the train split has no labelled clip")
+        raise DataError(f"{dataset.name}: the train split has no labelled example")
     model = create_model(config.model, labels=labels, **config.model_config)
-    train_feats = _features(model, Path(data), train_rows, lambda d, t: progress and progress("features", d, t))
-    valid_feats = _features(model, Path(data), valid_rows, lambda d, t: None)
+    skipped = SkipLog()
+    train_feats = _features(model, train_examples, skipped, lambda d, t: progress and progress("features", d, t))
+    valid_feats = _features(model, valid_examples, skipped, lambda d, t: None)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
+    steps_per_epoch = math.ceil(len(train_feats.logmel) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate,
                                                    total_steps=config.epochs * steps_per_epoch)
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
@@ -105,7 +121,7 @@ def train(data: Path, out: Path, config: TrainConfig = TrainConfig(),
         train_loss = _train_epoch(model, train_feats, optimiser, schedule, config, rng,
                                   lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total))
         valid_loss, scores = _evaluate(model, valid_feats, config)
-        val_map = mean_average_precision(valid_feats.clips.numpy(), scores)
+        val_map = mean_average_precision(valid_feats.clips.numpy(), scores, valid_feats.mask.numpy())
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5), "valid_loss": round(valid_loss, 5),
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
                         "seconds": round(time.perf_counter() - started, 1)})
@@ -119,35 +135,40 @@ def train(data: Path, out: Path, config: TrainConfig = TrainConfig(),
 
     model.load_state_dict(best["state"])
     _, scores = _evaluate(model, valid_feats, config)
-    thresholds = best_thresholds(valid_feats.clips.numpy(), scores)
-    summary = {"data": str(data), "train_clips": len(train_rows), "validation_clips": len(valid_rows),
+    thresholds = best_thresholds(valid_feats.clips.numpy(), scores, valid_feats.mask.numpy())
+    summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.logmel),
+               "validation_clips": len(valid_feats.logmel), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
-               "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config)}
+               "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
+               "history": history}
     save_checkpoint(out, model, config.model, thresholds.tolist(), summary)
     state_path.unlink(missing_ok=True)
     return summary
 
 
-def _sample_rate(config: TrainConfig) -> int:
-    return int(config.model_config.get("frontend", {}).get("sample_rate", 22_050))
-
-
 @torch.no_grad()
-def _features(model: nn.Module, folder: Path, rows: list[dict], progress: Callable[[int, int], None]) -> _Features:
+def _features(model: nn.Module, examples: list[Example], skipped: SkipLog,
+              progress: Callable[[int, int], None]) -> _Features:
     """Log-mel of every clip by the model's own front-end (float16), with clip and frame targets."""
     model.eval()
-    logmel = []
-    for clips in iter_clips(folder, rows, model.frontend.config.sample_rate):
-        logmel.append(model.frontend(torch.from_numpy(clips.audio)).half())
-        progress(sum(len(x) for x in logmel), len(rows))
+    logmel, kept = [], []
+    for audio, batch in decode_batches(examples, model.frontend.config.sample_rate, CLIP_SECONDS, skipped):
+        logmel.append(model.frontend(torch.from_numpy(audio)).half())
+        kept += batch
+        progress(len(kept), len(examples))
+    if not kept:
+        raise DataError(f"no example could be decoded ({len(skipped)} failed, e.g. {skipped.reasons[:1]})")
     logmel = torch.cat(logmel)
     frames = model.forward_features(logmel[:1].float())["frame_logits"].shape[1]
     labels = model.labels
+    empty = np.zeros((frames, len(labels)), np.float32)
     return _Features(
         logmel,
-        torch.from_numpy(np.stack([clip_target(row["instruments"], labels) for row in rows])),
-        torch.from_numpy(np.stack([frame_target(row["segments"], labels, frames, model.frame_seconds)
-                                   for row in rows])))
+        torch.from_numpy(np.stack([clip_target(ex.labels, labels) for ex in kept])),
+        torch.from_numpy(np.stack([[float(ex.is_known(label)) for label in labels] for ex in kept]).astype(np.float32)),
+        torch.from_numpy(np.stack([empty if ex.segments is None else
+                                   frame_target(ex.segments, labels, frames, model.frame_seconds) for ex in kept])),
+        torch.tensor([ex.segments is not None for ex in kept]))
 
 
 def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config: TrainConfig,
@@ -157,10 +178,10 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     losses = []
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         index = torch.from_numpy(order[start:start + config.batch_size])
-        logmel, clips, frames = _augment(feats.logmel[index].float(), feats.clips[index], feats.frames[index],
-                                         config, rng)
-        out = model.forward_features(logmel)
-        loss = _loss(out, clips, frames, config)
+        batch = _augment(_Features(feats.logmel[index].float(), feats.clips[index], feats.mask[index],
+                                   feats.frames[index], feats.frame_known[index]), config, rng)
+        out = model.forward_features(batch.logmel)
+        loss = _loss(out, batch, config)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -178,35 +199,45 @@ def _evaluate(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[
     for start in range(0, len(feats.logmel), config.batch_size):
         part = slice(start, start + config.batch_size)
         out = model.forward_features(feats.logmel[part].float())
-        losses.append(_loss(out, feats.clips[part], feats.frames[part], config).item())
+        losses.append(_loss(out, _Features(None, feats.clips[part], feats.mask[part], feats.frames[part],
+                                           feats.frame_known[part]), config).item())
         scores.append(torch.sigmoid(out["clip_logits"]).numpy())
     return float(np.mean(losses)), np.concatenate(scores)
 
 
-def _loss(out: dict, clips: torch.Tensor, frames: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+def _loss(out: dict, target: _Features, config: TrainConfig) -> torch.Tensor:
+    """Clip BCE over known targets plus weighted frame BCE over clips with known frames."""
     bce = nn.functional.binary_cross_entropy_with_logits
-    return bce(out["clip_logits"], clips) + config.frame_loss_weight * bce(out["frame_logits"], frames)
+    clip = (bce(out["clip_logits"], target.clips, reduction="none") * target.mask).sum() / target.mask.sum().clamp(min=1)
+    frame_weight = target.frame_known.float()[:, None, None].expand_as(target.frames)
+    frame = (bce(out["frame_logits"], target.frames, reduction="none") * frame_weight).sum() / frame_weight.sum().clamp(min=1)
+    return clip + config.frame_loss_weight * frame
 
 
-def _augment(logmel: torch.Tensor, clips: torch.Tensor, frames: torch.Tensor, config: TrainConfig,
-             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mixtures of two clips (power sum at a random -10..0 dB, labels united), then SpecAugment masks."""
-    batch, mels, length = logmel.shape
-    mix = torch.from_numpy(rng.random(batch) < config.mixture_probability)
+def _augment(batch: _Features, config: TrainConfig, rng: np.random.Generator) -> _Features:
+    """Mixtures of two clips (power sum at a random -10..0 dB, labels united; a target stays unknown
+    unless known in both or present in either), then SpecAugment masks."""
+    logmel, clips, mask, frames, known = batch.logmel, batch.clips, batch.mask, batch.frames, batch.frame_known
+    size, mels, length = logmel.shape
+    mix = torch.from_numpy(rng.random(size) < config.mixture_probability)
     if mix.any():
-        partner = torch.from_numpy(rng.permutation(batch))
-        gain = torch.from_numpy(rng.uniform(-10, 0, batch).astype(np.float32)) * (math.log(10) / 10)
+        partner = torch.from_numpy(rng.permutation(size))
+        gain = torch.from_numpy(rng.uniform(-10, 0, size).astype(np.float32)) * (math.log(10) / 10)
         mixed = torch.logaddexp(logmel, logmel[partner] + gain[:, None, None])
         logmel = torch.where(mix[:, None, None], mixed, logmel)
-        clips = torch.where(mix[:, None], torch.maximum(clips, clips[partner]), clips)
+        united = torch.maximum(clips, clips[partner])
+        united_mask = torch.maximum(torch.minimum(mask, mask[partner]), united)
+        clips = torch.where(mix[:, None], united, clips)
+        mask = torch.where(mix[:, None], united_mask, mask)
         frames = torch.where(mix[:, None, None], torch.maximum(frames, frames[partner]), frames)
+        known = torch.where(mix, known & known[partner], known)
     logmel = logmel.clone()
     floor = logmel.amin(dim=(1, 2))
-    for i in range(batch):
+    for i in range(size):
         f0, fw = int(rng.integers(mels)), int(rng.integers(0, mels // 8 + 1))
         t0, tw = int(rng.integers(length)), int(rng.integers(0, length // 10 + 1))
         logmel[i, f0:f0 + fw, :] = floor[i]
         logmel[i, :, t0:t0 + tw] = floor[i]
-    return logmel, clips, frames
+    return _Features(logmel, clips, mask, frames, known)
 
 

@@ -1,0 +1,242 @@
+"""``evaluate``: score a model on a dataset split and compute every view of the evaluation issue.
+
+Targets are the dataset's (labels, or families where it only tells the family). A model scores a
+label target with that label's score and a family target with the best score of its labels; a
+target is detected when (one of) its label(s) reaches the model's threshold. Targets the model
+cannot score are listed under ``not_scored``.
+
+Views: multi-label (every example), single-label (examples with exactly one target: the model's
+top label, mapped to the dataset's targets, is the prediction; a top label outside them counts as
+``other``), grouped (targets and labels mapped to families, or to the groups of a mapping file),
+frame-level (examples with known segments) and, with ``windows``, N random 5-s windows per file
+beside the whole-file scores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from timbrescope.data.clips import CLIP_SECONDS
+from timbrescope.data.dataset import Dataset, Example, example_length, region
+from timbrescope.data.specs import open_dataset
+from timbrescope.data.targets import frame_target
+from timbrescope.errors import DataError, ParameterError, TimbrescopeError
+from timbrescope.evaluate.metrics import frame_metrics, multi_label_metrics, roc_curves, single_label_metrics
+from timbrescope.taxonomy import FAMILIES, family_of, target_members
+
+
+@dataclass
+class Scored:
+    """A model's output on examples: clip scores ``[n, labels]`` and frame scores (one ``[T, labels]``
+    array per example)."""
+
+    examples: list[Example]
+    scores: np.ndarray
+    frames: list[np.ndarray]
+
+
+def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", windows: int | None = None,
+             groups: dict[str, list[str]] | None = None, limit: int | None = None, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None) -> tuple[dict, dict]:
+    """Evaluate ``recognizer`` (a ``Recognizer``) on ``split`` of ``data`` (a spec or a Dataset).
+
+    Returns ``(metrics, details)``: JSON-ready metrics, and the arrays the report's figures need.
+    """
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    examples = dataset.split(split)[:limit]
+    if not dataset.has_audio:
+        raise DataError(f"{dataset.name} holds precomputed features, not audio: evaluate a feature model on it")
+    if windows is not None and windows < 1:
+        raise ParameterError(f"windows must be at least 1, got {windows}")
+    scored, skipped = _score(recognizer, examples, progress)
+    if not scored.examples:
+        raise DataError(f"{dataset.name}: no example of split {split!r} could be decoded ({len(skipped)} failed)")
+    metrics, details = _views(recognizer, scored, groups)
+    details["errors"] = _errors(recognizer, scored)
+    metrics = {"dataset": dataset.name, "data": str(dataset.root), "split": split,
+               "model": str(recognizer.model_path), "examples": len(scored.examples), "skipped": skipped, **metrics}
+    if windows:
+        rng = np.random.default_rng(seed)
+        window_examples = [w for ex in scored.examples for w in _random_windows(ex, windows, rng)]
+        window_scored, _ = _score(recognizer, window_examples, None)
+        metrics["windows"] = {"per_file": windows, "examples": len(window_scored.examples),
+                              **_views(recognizer, window_scored, groups)[0]}
+    return metrics, details
+
+
+def load_groups(path: Path) -> dict[str, list[str]]:
+    """A grouping file: JSON ``{"group": ["label or family", ...], ...}``."""
+    try:
+        groups = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the grouping file ({exc})") from None
+    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+        raise DataError(f'{path}: expected {{"group": ["label", ...], ...}}')
+    return groups
+
+
+def _score(recognizer, examples: list[Example], progress) -> tuple[Scored, list[str]]:
+    kept, scores, frames, skipped = [], [], [], []
+    index = {label: i for i, label in enumerate(recognizer.labels)}
+    for i, ex in enumerate(examples):
+        try:
+            if ex.offset == 0 and ex.duration is None:
+                result = recognizer.identify(ex.path)
+            else:
+                result = recognizer.identify(ex.load_audio(recognizer.sample_rate), sr=recognizer.sample_rate)
+        except TimbrescopeError as exc:
+            skipped.append(f"{ex.id}: {exc}")
+            continue
+        row = np.zeros(len(index), np.float32)
+        for item in result.instruments:
+            row[index[item["label"]]] = item["score"]
+        kept.append(ex)
+        scores.append(row)
+        frames.append(result.frames)
+        if progress:
+            progress(i + 1, len(examples))
+    return Scored(kept, np.array(scores).reshape(len(kept), len(index)), frames), skipped
+
+
+def _random_windows(ex: Example, count: int, rng: np.random.Generator) -> list[Example]:
+    length = example_length(ex)
+    if length <= CLIP_SECONDS:
+        return [replace(ex, id=f"{ex.id}@0")]
+    return [region(ex, float(rng.uniform(0, length - CLIP_SECONDS)), CLIP_SECONDS, i) for i in range(count)]
+
+
+def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> tuple[dict, dict]:
+    labels = list(recognizer.labels)
+    thresholds = np.array([recognizer.thresholds[label] for label in labels])
+    detected = scored.scores >= thresholds
+    targets = sorted({t for ex in scored.examples for t in (*ex.labels, *(ex.known or ()))})
+    members = {t: [labels.index(t)] if t in labels else [labels.index(m) for m in _members(t) if m in labels]
+               for t in targets}
+    scorable = [t for t in targets if members[t]]
+    metrics: dict = {"targets": scorable, "not_scored": [t for t in targets if not members[t]]}
+    details: dict = {"labels": scorable}
+    if scorable:
+        truth, score, pred, mask = _target_matrices(scored, scorable, members, detected)
+        metrics["multi_label"] = multi_label_metrics(scorable, truth, score, pred, mask)
+        details.update(truth=truth, score=score, mask=mask, roc=roc_curves(scorable, truth, score, mask))
+        single = _single_label(scored, scorable, labels)
+        if single:
+            metrics["single_label"] = single_label_metrics(*single, scorable)
+            details["single"] = single
+        group_map = groups or {family: list(members_) for family, members_ in FAMILIES.items()}
+        grouped = _grouped(scored, labels, detected, group_map)
+        if grouped:
+            metrics["grouped"] = grouped
+    if any(ex.segments is not None for ex in scored.examples):
+        metrics["frames"] = _frames(recognizer, scored, labels, thresholds)
+    metrics["class_distribution"] = {t: sum(t in ex.labels for ex in scored.examples) for t in targets}
+    return metrics, details
+
+
+def _errors(recognizer, scored: Scored, most: int = 3) -> list[tuple[Example, np.ndarray, str]]:
+    """Up to ``most`` examples whose detected instruments differ from the truth, with their frames."""
+    labels = list(recognizer.labels)
+    out = []
+    for ex, row, frames in zip(scored.examples, scored.scores, scored.frames):
+        found = {labels[i] for i in np.flatnonzero(row >= [recognizer.thresholds[label] for label in labels])}
+        truth = set(ex.labels)
+        if {_as_target(label, sorted(truth)) for label in found} - {"other"} != truth:
+            out.append((ex, frames, f"{ex.id}: true {', '.join(sorted(truth)) or 'nothing'}; "
+                                    f"detected {', '.join(sorted(found)) or 'nothing'}"))
+        if len(out) == most:
+            break
+    return out
+
+
+def _members(target: str) -> list[str]:
+    try:
+        return target_members(target)
+    except KeyError:
+        return [target]
+
+
+def _target_matrices(scored: Scored, targets: list[str], members: dict, detected: np.ndarray):
+    n = len(scored.examples)
+    truth, score, pred, mask = (np.zeros((n, len(targets))) for _ in range(4))
+    for j, t in enumerate(targets):
+        cols = members[t]
+        score[:, j] = scored.scores[:, cols].max(axis=1)
+        pred[:, j] = detected[:, cols].any(axis=1)
+        truth[:, j] = [t in ex.labels for ex in scored.examples]
+        mask[:, j] = [ex.is_known(t) for ex in scored.examples]
+    return truth, score, pred, mask.astype(bool)
+
+
+def _single_label(scored: Scored, targets: list[str], labels: list[str]):
+    """(truth, predicted, top-3 hits) over examples with exactly one target and full annotation."""
+    truth, predicted, top3 = [], [], []
+    for ex, row in zip(scored.examples, scored.scores):
+        if len(ex.labels) != 1 or ex.known is not None or ex.labels[0] not in targets:
+            continue
+        ranking = [_as_target(labels[i], targets) for i in np.argsort(-row, kind="stable")[:3]]
+        truth.append(ex.labels[0])
+        predicted.append(ranking[0])
+        top3.append(ex.labels[0] in ranking)
+    return (truth, predicted, top3) if truth else None
+
+
+def _as_target(label: str, targets: list[str]) -> str:
+    """A model label as one of the dataset's targets: itself, its family, or ``other``."""
+    if label in targets:
+        return label
+    family = _family(label)
+    return family if family in targets else "other"
+
+
+def _grouped(scored: Scored, labels: list[str], detected: np.ndarray, groups: dict[str, list[str]]) -> dict:
+    """The multi- and single-label views after mapping targets and model labels to groups."""
+    def group_of(name: str) -> str | None:
+        for group, names in groups.items():
+            if name == group or name in names or any(m in names for m in _members(name)) or _family(name) in names:
+                return group
+        return None
+
+    label_groups = [group_of(label) for label in labels]
+    names = sorted({g for ex in scored.examples for t in ex.labels if (g := group_of(t))} & set(label_groups) - {None})
+    if not names:
+        return {}
+    cols = {g: [i for i, lg in enumerate(label_groups) if lg == g] for g in names}
+    n = len(scored.examples)
+    truth = np.array([[any(group_of(t) == g for t in ex.labels) for g in names] for ex in scored.examples], float)
+    mask = np.array([[ex.known is None or any(group_of(t) == g for t in ex.known) for g in names]
+                     for ex in scored.examples]).reshape(n, len(names))
+    score = np.stack([scored.scores[:, cols[g]].max(axis=1) for g in names], axis=1)
+    pred = np.stack([detected[:, cols[g]].any(axis=1) for g in names], axis=1)
+    out = {"groups": {g: [labels[i] for i in cols[g]] for g in names},
+           "multi_label": multi_label_metrics(names, truth, score, pred, mask)}
+    single = [(group_of(ex.labels[0]), label_groups[int(np.argmax(row))] or "other")
+              for ex, row in zip(scored.examples, scored.scores) if len(ex.labels) == 1 and ex.known is None]
+    single = [(t, p) for t, p in single if t in names]
+    if single:
+        out["single_label"] = single_label_metrics([t for t, _ in single], [p for _, p in single],
+                                                   [t == p for t, p in single], names)
+    return out
+
+
+def _family(name: str) -> str | None:
+    try:
+        return family_of(name)
+    except TimbrescopeError:
+        return name if name in FAMILIES else None
+
+
+def _frames(recognizer, scored: Scored, labels: list[str], thresholds: np.ndarray) -> dict:
+    frames_true, frames_pred, clip_ids = [], [], []
+    for i, (ex, frames) in enumerate(zip(scored.examples, scored.frames)):
+        if ex.segments is None:
+            continue
+        frames_true.append(frame_target(ex.segments, labels, len(frames), recognizer.frame_seconds))
+        frames_pred.append(frames >= thresholds)
+        clip_ids.append(np.full(len(frames), i))
+    return frame_metrics(labels, np.concatenate(frames_true), np.concatenate(frames_pred), recognizer.frame_seconds,
+                         np.concatenate(clip_ids))

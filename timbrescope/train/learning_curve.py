@@ -1,0 +1,37 @@
+"""Learning curves: train the same model on growing fractions of the training split and record the
+validation score of each run (``timbrescope learning-curve``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from timbrescope.data.dataset import Dataset
+from timbrescope.data.specs import open_dataset
+from timbrescope.errors import ParameterError
+from timbrescope.train.loop import TrainConfig, train
+
+
+def learning_curve(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
+                   fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
+                   progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+    """One training run per fraction of the train split (a fixed random subset, nested: each larger
+    subset holds the smaller); returns ``[{"fraction", "train_examples", "valid_map", "seconds"}]``.
+    Checkpoints go to ``out/fraction-<f>.ckpt`` (so a killed curve resumes run by run)."""
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise ParameterError(f"fractions must lie in (0, 1], got {fractions}")
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    train_examples = dataset.split("train")
+    order = np.random.default_rng(config.seed).permutation(len(train_examples))
+    rest = [ex for ex in dataset.examples if ex.split != "train"]
+    points = []
+    for fraction in sorted(fractions):
+        chosen = [train_examples[i] for i in sorted(order[:max(1, round(fraction * len(train_examples)))])]
+        subset = replace(dataset, examples=chosen + rest)
+        summary = train(subset, Path(out) / f"fraction-{fraction:g}.ckpt", config, progress)
+        points.append({"model": config.model, "fraction": fraction, "train_examples": len(chosen),
+                       "valid_map": summary["valid_map"], "seconds": summary["seconds"]})
+    return points
