@@ -9,6 +9,7 @@ the entries whose truth is known (OpenMIC-2018 is partially labelled); metrics u
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score, hamming_loss,
@@ -99,13 +100,15 @@ def single_label_metrics(truth: list[str], predicted: list[str], top3_hits: list
     and the confusion matrix (counts and row-normalised) over ``classes`` (true classes first, then any
     other predicted class)."""
     names = list(classes) + sorted(set(predicted) - set(classes))
-    p, r, f, support = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0.0)
-    averages = {}
-    for average in ("micro", "macro", "weighted"):
-        ap, ar, af, _ = precision_recall_fscore_support(truth, predicted, labels=classes, average=average,
-                                                         zero_division=0.0)
-        averages[average] = {"precision": _num(ap), "recall": _num(ar), "f1": _num(af)}
-    counts = confusion_matrix(truth, predicted, labels=names)
+    with warnings.catch_warnings():  # one class only: scikit-learn warns, and its result is right
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+        p, r, f, support = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0.0)
+        averages = {}
+        for average in ("micro", "macro", "weighted"):
+            ap, ar, af, _ = precision_recall_fscore_support(truth, predicted, labels=classes, average=average,
+                                                             zero_division=0.0)
+            averages[average] = {"precision": _num(ap), "recall": _num(ar), "f1": _num(af)}
+        counts = confusion_matrix(truth, predicted, labels=names)
     rows = counts.sum(axis=1, keepdims=True)
     return {
         "examples": len(truth), "accuracy": _num(accuracy_score(truth, predicted)),
