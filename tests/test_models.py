@@ -1,24 +1,44 @@
-"""One contract for every registered model: shapes, gradients, save -> load -> same output."""
+"""One contract for every registered model: fit on a tiny corpus, predict, save, load, same predictions;
+and for the networks: shapes, gradients, batch-norm fusion."""
 
+import numpy as np
 import pytest
 import torch
 
 from timbrescope.errors import ModelError
+from timbrescope.inference import Recognizer
 from timbrescope.models import create_model, list_models
+from timbrescope.models.fusion import fuse_batchnorm
 from timbrescope.train.checkpoint import load_checkpoint, save_checkpoint
+from timbrescope.train.loop import TrainConfig, train
 
 LABELS = ["piano", "violin", "drum_kit"]
+NETWORKS = [name for name in list_models() if not hasattr(create_model(name, labels=LABELS), "fit_arrays")]
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_forward_shapes_gradients_and_round_trip(name, tmp_path):
+def test_contract_fit_predict_save_load_same_predictions(name, tiny_corpus, tmp_path):
+    summary = train(tiny_corpus, tmp_path / "m.ckpt", TrainConfig(model=name, epochs=1, batch_size=8))
+    assert summary["epochs_run"] == 1 and summary["train_clips"] == 12 and 0 <= summary["valid_map"] <= 1
+    clip = tiny_corpus / "audio" / "test" / "test-000000.flac"
+    first = Recognizer(tmp_path / "m.ckpt").identify(clip)
+    again = Recognizer(tmp_path / "m.ckpt").identify(clip)  # loaded afresh from the file
+    assert first.instruments == again.instruments and np.array_equal(first.frames, again.frames)
+    scores = [item["score"] for item in first.instruments]
+    assert len(scores) == len(Recognizer(tmp_path / "m.ckpt").labels) and all(0 <= s <= 1 for s in scores)
+    assert len(first.frames) == max(1, round(first.duration / Recognizer(tmp_path / "m.ckpt").frame_seconds))
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_network_shapes_gradients_and_round_trip(name, tmp_path):
     torch.manual_seed(0)
     model = create_model(name, labels=LABELS)
-    waveform = torch.randn(2, 22050 * 2) * 0.1
+    waveform = torch.randn(2, model.sample_rate * 2) * 0.1
     out = model(waveform)
     frames = out["frame_logits"].shape[1]
     assert out["frame_logits"].shape == (2, frames, 3) and out["clip_logits"].shape == (2, 3)
-    assert out["embedding"].shape[0] == 2 and frames == pytest.approx(2.0 / model.frame_seconds, abs=2)
+    assert out["embedding"].shape[0] == 2
+    assert frames == (pytest.approx(2.0 / model.frame_seconds, abs=2) if model.frame_level else 1)
     out["clip_logits"].sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     model.eval()
@@ -29,6 +49,22 @@ def test_forward_shapes_gradients_and_round_trip(name, tmp_path):
         torch.testing.assert_close(loaded(waveform)["clip_logits"], model(waveform)["clip_logits"])
 
 
+@pytest.mark.parametrize("name", NETWORKS)
+def test_batchnorm_fusion_keeps_outputs(name):
+    torch.manual_seed(1)
+    model = create_model(name, labels=LABELS)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, model.sample_rate) * 0.1)  # move the running statistics away from their defaults
+    model.eval()
+    waveform = torch.randn(2, model.sample_rate) * 0.1
+    with torch.no_grad():
+        before = model(waveform)["frame_logits"]
+        after = fuse_batchnorm(model)(waveform)["frame_logits"]
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
 def test_short_input_still_gives_a_frame():
     model = create_model("timbrenet", labels=LABELS).eval()
     with torch.no_grad():
@@ -37,10 +73,15 @@ def test_short_input_still_gives_a_frame():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ModelError, match="unknown model 'resnet9000'; known models: timbrenet"):
+    with pytest.raises(ModelError, match="unknown model 'resnet9000'; known models: adaboost, knn"):
         create_model("resnet9000", labels=LABELS)
     with pytest.raises(ModelError, match="bad configuration"):
         create_model("timbrenet", labels=LABELS, depth=7)
+
+
+def test_unfitted_classical_model_says_so():
+    with pytest.raises(ModelError, match="knn: the pipeline is not fitted yet"):
+        create_model("knn", labels=LABELS).forward_features(torch.zeros(1, 120))
 
 
 def test_checkpoint_of_another_taxonomy_or_not_a_checkpoint_is_refused(tmp_path):
@@ -58,28 +99,9 @@ def test_checkpoint_of_another_taxonomy_or_not_a_checkpoint_is_refused(tmp_path)
         load_checkpoint(tmp_path / "missing.ckpt")
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_batchnorm_fusion_keeps_outputs(name):
-    from timbrescope.models.fusion import fuse_batchnorm
-
-    torch.manual_seed(1)
-    model = create_model(name, labels=LABELS)
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 22050) * 0.1)  # move the running statistics away from their defaults
-    model.eval()
-    waveform = torch.randn(2, 22050) * 0.1
-    with torch.no_grad():
-        before = model(waveform)["frame_logits"]
-        after = fuse_batchnorm(model)(waveform)["frame_logits"]
-    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-
-
 @pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [(22050, 1024, 64, 30.0, 11025.0), (16000, 512, 40, 0.0, 8000.0)])
 def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmin, fmax):
     import librosa
-    import numpy as np
 
     from timbrescope.features.frontend import mel_filterbank
 

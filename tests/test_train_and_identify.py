@@ -8,7 +8,6 @@ import torch
 from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files
-from timbrescope.synth.corpus import Settings, build_corpus, resolve_preset
 from timbrescope.synth.example import render_example
 from timbrescope.train.loop import TrainConfig, train
 
@@ -18,10 +17,8 @@ CONFIG = TrainConfig(epochs=3, batch_size=8, seed=0)
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    build_corpus(folder, Settings(resolve_preset("tiny"), seed=1), workers=1)
-    return folder
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 @pytest.fixture(scope="module")

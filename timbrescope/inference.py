@@ -21,7 +21,7 @@ import torch
 from scipy.ndimage import median_filter
 
 from timbrescope.audio import info, is_audio_path, resample, stream
-from timbrescope.errors import AudioError, ParameterError
+from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.models.fusion import fuse_batchnorm
 from timbrescope.taxonomy import families, target_family
 from timbrescope.train.checkpoint import load_checkpoint
@@ -53,6 +53,7 @@ class Result:
     frame_times: np.ndarray | None = field(default=None, repr=False)
     labels: list[str] = field(default_factory=list, repr=False)
     thresholds: dict[str, float] = field(default_factory=dict, repr=False)
+    composers: list[dict] | None = None
 
     def detected(self) -> list[dict]:
         """Instruments whose score reaches their threshold, highest first."""
@@ -61,6 +62,8 @@ class Result:
     def to_dict(self, frames: bool = False) -> dict:
         result = {"path": self.path, "duration": round(self.duration, 3), "model": self.model,
                   "instruments": self.instruments, "families": self.families, "segments": self.segments}
+        if self.composers is not None:  # models with a composer head only
+            result["composers"] = self.composers
         if frames:
             result["frames"] = np.round(self.frames, 4).tolist()
             result["frame_times"] = np.round(self.frame_times, 3).tolist()
@@ -84,13 +87,27 @@ class Recognizer:
         stored = self.meta["thresholds"]
         self.thresholds = {label: float(threshold if threshold is not None else stored[i])
                            for i, label in enumerate(self.labels)}
-        self.sample_rate = self.network.frontend.config.sample_rate
+        self.sample_rate = self.network.sample_rate
         self.frame_seconds = self.network.frame_seconds
-        self._window = round(WINDOW_SECONDS * self.sample_rate)
-        self._frames_per_window = round(WINDOW_SECONDS / self.frame_seconds)
+        self.composers: list[str] = list(getattr(self.network, "composers", []))
+        self._frames_per_window = max(1, round(WINDOW_SECONDS / self.frame_seconds))
+        self._window = round(WINDOW_SECONDS * self.sample_rate) if self.sample_rate else 0
+
+    @property
+    def takes_audio(self) -> bool:
+        """False for a model fitted on a dataset's precomputed features (see ``score_features``)."""
+        return self.sample_rate is not None
+
+    @torch.inference_mode()
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """Clip probabilities ``[n, labels]`` of precomputed feature vectors ``[n, dim]``."""
+        return self.network.probabilities(self.network.forward_features(torch.from_numpy(
+            np.asarray(features, np.float32)))["clip_logits"]).numpy()
 
     def identify(self, source: str | os.PathLike | np.ndarray, sr: int | None = None) -> Result:
         """Identify the instruments in a file (streamed) or in a mono/multichannel array at ``sr`` Hz."""
+        if not self.takes_audio:
+            raise ModelError(f"{self.model_path}: this model was fitted on precomputed features, not audio")
         if isinstance(source, np.ndarray):
             if sr is None:
                 raise ParameterError("an array needs its sample rate: identify(array, sr=...)")
@@ -106,15 +123,15 @@ class Recognizer:
         return self._run(blocks, path, duration)
 
     def _run(self, blocks, path: str | None, duration: float) -> Result:
-        clip_probs, frame_probs = [], []
+        clip_probs, frame_probs, composer_probs = [], [], []
         pending: list[tuple[np.ndarray, float, bool]] = []
         for window in self._windows(blocks):
             pending.append(window)
             if len(pending) == BATCH_WINDOWS:
-                self._forward(pending, clip_probs, frame_probs)
+                self._forward(pending, clip_probs, frame_probs, composer_probs)
                 pending = []
         if pending:
-            self._forward(pending, clip_probs, frame_probs)
+            self._forward(pending, clip_probs, frame_probs, composer_probs)
         n_frames = max(1, round(duration / self.frame_seconds))
         frames = np.concatenate(frame_probs)[:n_frames]
         clip = np.max(np.stack(clip_probs), axis=0)
@@ -127,9 +144,14 @@ class Recognizer:
                               if name in family_scores), key=lambda item: -item["score"])
         times = np.arange(len(frames)) * self.frame_seconds
         detected = {item["label"] for item in instruments if item["score"] >= self.thresholds[item["label"]]}
+        composers = None
+        if self.composers:
+            mean = np.mean(composer_probs, axis=0)
+            composers = sorted(({"label": name, "score": round(float(mean[i]), 4)} for i, name in enumerate(self.composers)),
+                               key=lambda item: -item["score"])
         return Result(path, duration, self.meta["path"] if self.model_path != default_model_path() else "default",
                       instruments, family_list, self._segments(frames, detected), frames, times, self.labels,
-                      self.thresholds)
+                      self.thresholds, composers)
 
     def _windows(self, blocks):
         """Regroup audio blocks into (window, seconds of new audio, new audio is at the end) triples:
@@ -151,12 +173,15 @@ class Recognizer:
                 yield np.concatenate([previous, carry])[-self._window:], seconds, True
 
     @torch.inference_mode()
-    def _forward(self, windows: list[tuple[np.ndarray, float, bool]], clip_probs: list, frame_probs: list) -> None:
-        """Run equal-length windows as one batch; append their clip probabilities and the frame
-        probabilities of their new audio."""
+    def _forward(self, windows: list[tuple[np.ndarray, float, bool]], clip_probs: list, frame_probs: list,
+                 composer_probs: list) -> None:
+        """Run equal-length windows as one batch; append their clip probabilities, the frame
+        probabilities of their new audio and, for models with a composer head, composer probabilities."""
         out = self.network(torch.from_numpy(np.stack([w for w, *_ in windows])))
-        clips = torch.sigmoid(out["clip_logits"]).numpy()
-        frames = torch.sigmoid(out["frame_logits"]).numpy()[:, : self._frames_per_window]
+        clips = self.network.probabilities(out["clip_logits"]).numpy()
+        frames = self.network.probabilities(out["frame_logits"]).numpy()[:, : self._frames_per_window]
+        if "composer_logits" in out:
+            composer_probs.extend(torch.softmax(out["composer_logits"], dim=-1).numpy())
         for i, (w, seconds, at_end) in enumerate(windows):
             keep = min(self._frames_per_window, max(1, round(seconds / self.frame_seconds)))
             new = slice(self._frames_per_window - keep, None) if at_end else slice(0, keep)

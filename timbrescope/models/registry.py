@@ -44,6 +44,13 @@ def create_model(name: str, **config) -> nn.Module:
         raise ModelError(f"bad configuration for model {name!r}: {exc}") from None
 
 
+def accepts_features(name: str) -> bool:
+    """Whether model ``name`` can be fitted on a dataset's precomputed feature vectors."""
+    _load_builtin_models()
+    factory = _REGISTRY.get(name)
+    return bool(getattr(getattr(factory, "func", factory), "accepts_features", False))
+
+
 def _load_builtin_models() -> None:
     """Import the modules that register the built-in models (once; explicit, no star-imports)."""
-    from timbrescope.models import timbrenet  # noqa: F401
+    from timbrescope.models import baselines, classical, timbrenet  # noqa: F401

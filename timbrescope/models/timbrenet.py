@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from timbrescope.features import FrontendConfig, LogMel
+from timbrescope.models.base import Recogniser
 from timbrescope.models.registry import register_model
 
 
@@ -27,11 +28,13 @@ def _separable(cin: int, cout: int) -> nn.Sequential:
 
 
 @register_model("timbrenet")
-class TimbreNet(nn.Module):
+class TimbreNet(Recogniser):
     """waveform ``[batch, samples]`` -> frame logits ``[batch, frames, labels]`` (one frame per
     ``time_pool * hop_length`` samples), clip logits ``[batch, labels]``, embedding ``[batch, widths[-1]]``."""
 
     time_pool = 2
+    augmentation = "logmel"
+    head_names = ("frame_head", "attention")
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
                  dropout: float = 0.1, normalisation: str = "global"):
@@ -57,9 +60,6 @@ class TimbreNet(nn.Module):
     def frame_seconds(self) -> float:
         """Seconds between output frames."""
         return self.frontend.config.frame_seconds * self.time_pool
-
-    def forward(self, waveform: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_features(self.frontend(waveform))
 
     def forward_features(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
         """The network after the front-end: ``logmel [batch, n_mels, frames]``."""

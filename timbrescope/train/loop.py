@@ -1,14 +1,13 @@
-"""Training on any dataset (a rendered corpus by default): multi-label clip and frame targets,
-resumable, with early stopping.
+"""Training any registered model on any dataset (a rendered corpus by default): resumable, with
+early stopping, per-label thresholds tuned on the validation split.
 
-Examples are cut into 5-s clips (long recordings windowed). Frame targets come from known segments;
-where a dataset has none the frame loss is masked, and targets a dataset left unannotated (OpenMIC)
-are masked in the clip loss, the validation mAP and the thresholds. Undecodable files are skipped
-and counted in the summary.
-
-Log-mel features are computed once by the model's own front-end (so they are exactly what inference
-computes) and kept in memory as float16; the network after the front-end is trained on them with
-SpecAugment and mixture augmentation (two clips summed in the power domain, labels united).
+Examples are cut into 5-s clips (long recordings windowed). Features are computed once by the
+model's own front-end (so they are exactly what inference computes) and kept in memory; networks
+are trained on them with the augmentation their kind allows (mixtures of two clips, SpecAugment).
+Frame targets come from known segments; where a dataset has none the frame loss is masked, and
+targets a dataset left unannotated (OpenMIC) are masked in the clip loss, the validation mAP and the
+thresholds. Undecodable files are skipped and counted. Classical models (``fit_arrays``) are fitted
+once on the same features. Datasets of precomputed features (UIowa) train the models that accept them.
 
 Files written beside ``out`` (e.g. ``model.ckpt``):
 ``model.ckpt`` the best model (by validation mAP) with per-label thresholds tuned on validation;
@@ -22,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +33,11 @@ from timbrescope.data.dataset import Dataset, Example
 from timbrescope.data.specs import open_dataset
 from timbrescope.data.targets import clip_target, frame_target
 from timbrescope.errors import DataError, ParameterError
-from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
+from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
-from timbrescope.train.checkpoint import atomic_torch_save, save_checkpoint
+from timbrescope.models.registry import accepts_features, list_models
+from timbrescope.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 6
     frame_loss_weight: float = 0.5
+    composer_loss_weight: float = 0.5
     mixture_probability: float = 0.3
     seed: int = 0
-    limit: int | None = None  # at most this many clips per split (quick experiments)
+    limit: int | None = None  # at most this many examples per split (quick experiments)
+    budget_seconds: float | None = None  # stop after the epoch that exceeds this much training time
+    transfer_from: str | None = None  # checkpoint whose layers (all but the heads) are copied and frozen
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
@@ -64,28 +67,31 @@ class TrainConfig:
 
 @dataclass
 class _Features:
-    """Log-mel ``[n, mels, frames]`` (float16), clip targets and their mask ``[n, labels]`` (0: unknown),
-    frame targets ``[n, T', labels]`` and whether each clip's frame targets are known ``[n]``."""
+    """Front-end outputs ``[n, ...]`` (float16 when large), clip targets and their mask ``[n, labels]``
+    (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``
+    and the composer index ``[n]`` (-1: unknown)."""
 
-    logmel: torch.Tensor
+    inputs: torch.Tensor | None
     clips: torch.Tensor
     mask: torch.Tensor
     frames: torch.Tensor
     frame_known: torch.Tensor
+    composers: torch.Tensor
+
+    def take(self, index) -> _Features:
+        return _Features(*(None if t is None else t[index] for t in (self.inputs, self.clips, self.mask, self.frames,
+                                                                    self.frame_known, self.composers)))
 
 
 def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
-          progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Train on ``data`` (a data spec or a Dataset; its train and validation splits); write the best
-    checkpoint to ``out``; return its summary.
-
-    Running the same call again after a kill resumes from the last complete epoch.
-    """
+          progress: Callable[[str, int, int], None] | None = None, feature_cache: dict | None = None) -> dict:
+    """Train ``config.model`` on ``data`` (a data spec or a Dataset; its train and validation splits);
+    write the best checkpoint to ``out``; return its summary. Running the same call again after a
+    kill resumes from the last complete epoch. ``feature_cache`` (a dict) shares computed features
+    between runs whose front-ends are equal (the benchmark passes one)."""
     out = Path(out)
     ensure_writable_folder(out.parent)
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
-    if not dataset.has_audio:
-        raise DataError(f"{dataset.name} holds precomputed features, not audio; {config.model!r} needs audio")
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -94,12 +100,63 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
     if not labels:
         raise DataError(f"{dataset.name}: the train split has no labelled example")
-    model = create_model(config.model, labels=labels, **config.model_config)
+    model = create_model(config.model, labels=labels, **_model_config(config, dataset, train_examples))
+    if config.transfer_from:
+        _transfer(model, config.transfer_from)
     skipped = SkipLog()
-    train_feats = _features(model, train_examples, skipped, lambda d, t: progress and progress("features", d, t))
-    valid_feats = _features(model, valid_examples, skipped, lambda d, t: None)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_feats.logmel) / config.batch_size)
+    train_feats = _features(model, train_examples, skipped, feature_cache,
+                            lambda d, t: progress and progress("features", d, t))
+    valid_feats = _features(model, valid_examples, skipped, feature_cache, lambda d, t: None)
+    if hasattr(model, "fit_arrays"):
+        history, best = _fit_classical(model, train_feats, valid_feats, config)
+    else:
+        history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
+                                     progress)
+    model.load_state_dict(best["state"])
+    _, scores = _evaluate(model, valid_feats, config)
+    thresholds = best_thresholds(valid_feats.clips.numpy(), scores, valid_feats.mask.numpy())
+    summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.clips),
+               "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
+               "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
+               "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
+               "history": history}
+    save_checkpoint(out, model, config.model, thresholds.tolist(), summary)
+    state_path.unlink(missing_ok=True)
+    return summary
+
+
+def _model_config(config: TrainConfig, dataset: Dataset, examples: list[Example]) -> dict:
+    """The model's configuration: the user's, plus what the data decides (the size of precomputed
+    features, the composers of a composer head)."""
+    model_config = dict(config.model_config)
+    if not dataset.has_audio:
+        if not accepts_features(config.model):
+            usable = ", ".join(name for name in list_models() if accepts_features(name))
+            raise DataError(f"{dataset.name} holds precomputed features, not audio; models that use them: {usable}")
+        model_config["input_dim"] = int(examples[0].features.shape[0])
+    if config.model == "spec-cnn2d" and "composers" not in model_config:
+        model_config["composers"] = sorted({ex.metadata["composer"] for ex in examples if ex.metadata.get("composer")})
+    return model_config
+
+
+def _transfer(model: nn.Module, checkpoint: str) -> None:
+    """Copy every layer but the heads from a trained model of the same kind and freeze it."""
+    source, meta = load_checkpoint(Path(checkpoint))
+    if type(source) is not type(model):
+        raise ParameterError(f"{checkpoint} holds a {meta['model']!r} model, not a {type(model).__name__}")
+    own = model.state_dict()
+    copied = {k: v for k, v in source.state_dict().items()
+              if k.split(".")[0] not in model.head_names and k in own and own[k].shape == v.shape}
+    model.load_state_dict(copied, strict=False)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.split(".")[0] in model.head_names
+
+
+def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels, progress):
+    """Epochs of AdamW with a one-cycle schedule; resumable; returns (history, best)."""
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_feats.clips) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate,
                                                    total_steps=config.epochs * steps_per_epoch)
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
@@ -115,13 +172,14 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         torch.set_rng_state(state["torch_rng"])
 
     for epoch in range(start_epoch, config.epochs):
-        if epoch - best["epoch"] > config.patience:
+        spent = sum(h["seconds"] for h in history)
+        if epoch - best["epoch"] > config.patience or (config.budget_seconds and spent >= config.budget_seconds):
             break
         started = time.perf_counter()
         train_loss = _train_epoch(model, train_feats, optimiser, schedule, config, rng,
                                   lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total))
         valid_loss, scores = _evaluate(model, valid_feats, config)
-        val_map = mean_average_precision(valid_feats.clips.numpy(), scores, valid_feats.mask.numpy())
+        val_map = _validation_map(valid_feats, scores)
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5), "valid_loss": round(valid_loss, 5),
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
                         "seconds": round(time.perf_counter() - started, 1)})
@@ -132,56 +190,75 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
                            "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch,
                            "best": best, "history": history, "rng": rng.bit_generator.state,
                            "torch_rng": torch.get_rng_state()}, state_path)
+    return history, best
 
-    model.load_state_dict(best["state"])
-    _, scores = _evaluate(model, valid_feats, config)
-    thresholds = best_thresholds(valid_feats.clips.numpy(), scores, valid_feats.mask.numpy())
-    summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.logmel),
-               "validation_clips": len(valid_feats.logmel), "skipped_files": len(skipped),
-               "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
-               "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
-               "history": history}
-    save_checkpoint(out, model, config.model, thresholds.tolist(), summary)
-    state_path.unlink(missing_ok=True)
-    return summary
+
+def _fit_classical(model, train_feats: _Features, valid_feats: _Features, config: TrainConfig):
+    """One fit of a scikit-learn pipeline; returns (history, best) shaped like a one-epoch run."""
+    started = time.perf_counter()
+    model.fit_arrays(train_feats.inputs.float().numpy(), train_feats.clips.numpy())
+    valid_loss, scores = _evaluate(model, valid_feats, config)
+    val_map = _validation_map(valid_feats, scores)
+    history = [{"epoch": 1, "train_loss": None, "valid_loss": round(valid_loss, 5), "valid_map": round(val_map, 5),
+                "learning_rate": None, "seconds": round(time.perf_counter() - started, 1)}]
+    return history, {"map": val_map, "epoch": 0, "state": model.state_dict()}
+
+
+def _validation_map(feats: _Features, scores: np.ndarray) -> float:
+    value = mean_average_precision(feats.clips.numpy(), scores, feats.mask.numpy())
+    return 0.0 if math.isnan(value) else value
 
 
 @torch.no_grad()
-def _features(model: nn.Module, examples: list[Example], skipped: SkipLog,
+def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache: dict | None,
               progress: Callable[[int, int], None]) -> _Features:
-    """Log-mel of every clip by the model's own front-end (float16), with clip and frame targets."""
+    """Front-end outputs of every example (its precomputed features for datasets without audio), with
+    clip, frame and composer targets."""
     model.eval()
-    logmel, kept = [], []
-    for audio, batch in decode_batches(examples, model.frontend.config.sample_rate, CLIP_SECONDS, skipped):
-        logmel.append(model.frontend(torch.from_numpy(audio)).half())
-        kept += batch
-        progress(len(kept), len(examples))
-    if not kept:
-        raise DataError(f"no example could be decoded ({len(skipped)} failed, e.g. {skipped.reasons[:1]})")
-    logmel = torch.cat(logmel)
-    frames = model.forward_features(logmel[:1].float())["frame_logits"].shape[1]
+    key = json.dumps([type(model.frontend).__name__, model.config.get("frontend"), [ex.id for ex in examples]])
+    if cache is not None and key in cache:
+        inputs, kept, failures = cache[key]
+        skipped.reasons.extend(failures)
+    elif model.frontend is None:
+        inputs, kept = torch.from_numpy(np.stack([ex.features for ex in examples])), list(examples)
+    else:
+        before = len(skipped)
+        parts, kept = [], []
+        for audio, batch in decode_batches(examples, model.sample_rate, CLIP_SECONDS, skipped):
+            x = model.frontend(torch.from_numpy(audio))
+            parts.append(x.half() if x[0].numel() > 10_000 else x)
+            kept += batch
+            progress(len(kept), len(examples))
+        if not kept:
+            raise DataError(f"no example could be decoded ({len(skipped)} failed, e.g. {skipped.reasons[:1]})")
+        inputs = torch.cat(parts)
+        if cache is not None:
+            cache[key] = (inputs, kept, skipped.reasons[before:])
     labels = model.labels
+    frames = model.forward_features(inputs[:1].float())["frame_logits"].shape[1] if model.frame_level else 1
     empty = np.zeros((frames, len(labels)), np.float32)
+    composers = {name: i for i, name in enumerate(getattr(model, "composers", []))}
     return _Features(
-        logmel,
+        inputs,
         torch.from_numpy(np.stack([clip_target(ex.labels, labels) for ex in kept])),
         torch.from_numpy(np.stack([[float(ex.is_known(label)) for label in labels] for ex in kept]).astype(np.float32)),
-        torch.from_numpy(np.stack([empty if ex.segments is None else
-                                   frame_target(ex.segments, labels, frames, model.frame_seconds) for ex in kept])),
-        torch.tensor([ex.segments is not None for ex in kept]))
+        torch.from_numpy(np.stack([frame_target(ex.segments, labels, frames, model.frame_seconds)
+                                   if ex.segments is not None and model.frame_level else empty for ex in kept])),
+        torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
+        torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]))
 
 
 def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config: TrainConfig,
                  rng: np.random.Generator, progress: Callable[[int, int], None]) -> float:
     model.train()
-    order = rng.permutation(len(feats.logmel))
+    order = rng.permutation(len(feats.clips))
     losses = []
     for step, start in enumerate(range(0, len(order), config.batch_size)):
-        index = torch.from_numpy(order[start:start + config.batch_size])
-        batch = _augment(_Features(feats.logmel[index].float(), feats.clips[index], feats.mask[index],
-                                   feats.frames[index], feats.frame_known[index]), config, rng)
-        out = model.forward_features(batch.logmel)
-        loss = _loss(out, batch, config)
+        batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
+        batch = _augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config, rng)
+        loss = _loss(model, model.forward_features(batch.inputs), batch, config)
+        if hasattr(model, "penalty"):
+            loss = loss + model.penalty()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -196,48 +273,64 @@ def _evaluate(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[
     """Mean validation loss and clip probabilities ``[n, labels]``."""
     model.eval()
     losses, scores = [], []
-    for start in range(0, len(feats.logmel), config.batch_size):
-        part = slice(start, start + config.batch_size)
-        out = model.forward_features(feats.logmel[part].float())
-        losses.append(_loss(out, _Features(None, feats.clips[part], feats.mask[part], feats.frames[part],
-                                           feats.frame_known[part]), config).item())
-        scores.append(torch.sigmoid(out["clip_logits"]).numpy())
+    for start in range(0, len(feats.clips), config.batch_size):
+        batch = feats.take(slice(start, start + config.batch_size))
+        out = model.forward_features(batch.inputs.float())
+        losses.append(_loss(model, out, batch, config).item())
+        scores.append(model.probabilities(out["clip_logits"]).numpy())
     return float(np.mean(losses)), np.concatenate(scores)
 
 
-def _loss(out: dict, target: _Features, config: TrainConfig) -> torch.Tensor:
-    """Clip BCE over known targets plus weighted frame BCE over clips with known frames."""
-    bce = nn.functional.binary_cross_entropy_with_logits
-    clip = (bce(out["clip_logits"], target.clips, reduction="none") * target.mask).sum() / target.mask.sum().clamp(min=1)
-    frame_weight = target.frame_known.float()[:, None, None].expand_as(target.frames)
-    frame = (bce(out["frame_logits"], target.frames, reduction="none") * frame_weight).sum() / frame_weight.sum().clamp(min=1)
-    return clip + config.frame_loss_weight * frame
+def _loss(model: nn.Module, out: dict, target: _Features, config: TrainConfig) -> torch.Tensor:
+    """Clip loss over known targets (binary cross-entropy, or cross-entropy against the normalised
+    targets for softmax models), weighted frame BCE over clips with known frames, and composer CE."""
+    functional = nn.functional
+    if model.output_activation == "softmax":
+        soft = target.clips / target.clips.sum(dim=1, keepdim=True).clamp(min=1)
+        loss = functional.cross_entropy(out["clip_logits"], soft)
+    else:
+        clip = functional.binary_cross_entropy_with_logits(out["clip_logits"], target.clips, reduction="none")
+        loss = (clip * target.mask).sum() / target.mask.sum().clamp(min=1)
+        if target.frame_known.any():
+            weight = target.frame_known.float()[:, None, None].expand_as(target.frames)
+            frame = functional.binary_cross_entropy_with_logits(out["frame_logits"], target.frames, reduction="none")
+            loss = loss + config.frame_loss_weight * (frame * weight).sum() / weight.sum()
+    if "composer_logits" in out and (target.composers >= 0).any():
+        loss = loss + config.composer_loss_weight * functional.cross_entropy(
+            out["composer_logits"], target.composers, ignore_index=-1)
+    return loss
 
 
-def _augment(batch: _Features, config: TrainConfig, rng: np.random.Generator) -> _Features:
-    """Mixtures of two clips (power sum at a random -10..0 dB, labels united; a target stays unknown
-    unless known in both or present in either), then SpecAugment masks."""
-    logmel, clips, mask, frames, known = batch.logmel, batch.clips, batch.mask, batch.frames, batch.frame_known
-    size, mels, length = logmel.shape
+def _augment(batch: _Features, kind: str | None, config: TrainConfig, rng: np.random.Generator) -> _Features:
+    """Mixtures of two clips (at a random -10..0 dB; labels united; a target stays unknown unless known
+    in both or present in either): summed in the power domain for ``logmel`` features (then SpecAugment
+    masks), as samples for ``waveform`` features. Other features are left as they are."""
+    if kind is None:
+        return batch
+    inputs, clips, mask, frames, known = batch.inputs, batch.clips, batch.mask, batch.frames, batch.frame_known
+    size = len(inputs)
     mix = torch.from_numpy(rng.random(size) < config.mixture_probability)
     if mix.any():
         partner = torch.from_numpy(rng.permutation(size))
-        gain = torch.from_numpy(rng.uniform(-10, 0, size).astype(np.float32)) * (math.log(10) / 10)
-        mixed = torch.logaddexp(logmel, logmel[partner] + gain[:, None, None])
-        logmel = torch.where(mix[:, None, None], mixed, logmel)
+        gain_db = torch.from_numpy(rng.uniform(-10, 0, size).astype(np.float32))
+        shape = (size,) + (1,) * (inputs.dim() - 1)
+        if kind == "logmel":
+            mixed = torch.logaddexp(inputs, inputs[partner] + (gain_db * (math.log(10) / 10)).view(shape))
+        else:
+            mixed = inputs + inputs[partner] * (10 ** (gain_db / 20)).view(shape)
+        inputs = torch.where(mix.view(shape), mixed, inputs)
         united = torch.maximum(clips, clips[partner])
-        united_mask = torch.maximum(torch.minimum(mask, mask[partner]), united)
+        mask = torch.where(mix[:, None], torch.maximum(torch.minimum(mask, mask[partner]), united), mask)
         clips = torch.where(mix[:, None], united, clips)
-        mask = torch.where(mix[:, None], united_mask, mask)
         frames = torch.where(mix[:, None, None], torch.maximum(frames, frames[partner]), frames)
         known = torch.where(mix, known & known[partner], known)
-    logmel = logmel.clone()
-    floor = logmel.amin(dim=(1, 2))
-    for i in range(size):
-        f0, fw = int(rng.integers(mels)), int(rng.integers(0, mels // 8 + 1))
-        t0, tw = int(rng.integers(length)), int(rng.integers(0, length // 10 + 1))
-        logmel[i, f0:f0 + fw, :] = floor[i]
-        logmel[i, :, t0:t0 + tw] = floor[i]
-    return _Features(logmel, clips, mask, frames, known)
-
-
+    if kind == "logmel":
+        inputs = inputs.clone()
+        _, mels, length = inputs.shape
+        floor = inputs.amin(dim=(1, 2))
+        for i in range(size):
+            f0, fw = int(rng.integers(mels)), int(rng.integers(0, mels // 8 + 1))
+            t0, tw = int(rng.integers(length)), int(rng.integers(0, length // 10 + 1))
+            inputs[i, f0:f0 + fw, :] = floor[i]
+            inputs[i, :, t0:t0 + tw] = floor[i]
+    return _Features(inputs, clips, mask, frames, known, batch.composers)
