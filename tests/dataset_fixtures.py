@@ -166,12 +166,12 @@ def uiowa_mis(root: Path, broken: bool = False) -> dict:
     """120 features per note, 3 classes separable by their means; ``broken`` truncates the test labels."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", 60), ("test", 15)):
+    for split, n in (("train", 300), ("test", 30)):
         labels = np.arange(n) % 3
         data = rng.normal(size=(n, 120)).astype(np.float32) + labels[:, None] * 2.0
         np.save(root / f"uiowa_{split}_data.npy", data)
         np.save(root / f"uiowa_{split}_labels.npy", labels[: n - 1] if broken and split == "test" else labels)
-    return {"examples": 75}
+    return {"examples": 330}
 
 
 def folder(root: Path, broken: bool = False) -> dict:

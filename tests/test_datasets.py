@@ -208,3 +208,22 @@ def test_train_one_tiny_epoch_and_evaluate_on_every_audio_spec(built, name, tmp_
     metrics, _ = evaluate(spec, recognizer, split="test")
     assert metrics["examples"] + len(metrics["skipped"]) == len(dataset.split("test"))
     assert 0.0 <= metrics["multi_label"]["f1_micro"] <= 1.0 and metrics["not_scored"] == []
+
+
+@pytest.mark.parametrize("model", ["mfcc-mlp", "logreg", "knn"])
+def test_feature_models_train_and_evaluate_on_precomputed_features(built, model, tmp_path, capsys):
+    from timbrescope.evaluate.evaluation import evaluate
+    from timbrescope.inference import Recognizer
+
+    root, _ = built["uiowa_mis", False]
+    assert main(["train", "--data", f"uiowa_mis:{root}", "--model", model, "--epochs", "150", "--patience", "150",
+                 "--quiet",
+                 "--out", str(tmp_path / "m.ckpt")]) == 0
+    recognizer = Recognizer(tmp_path / "m.ckpt")
+    assert recognizer.labels == ["uiowa_0", "uiowa_1", "uiowa_2"] and not recognizer.takes_audio
+    metrics, _ = evaluate(f"uiowa_mis:{root}", recognizer, split="test")
+    assert metrics["examples"] == 30 and metrics["single_label"]["accuracy"] >= 0.9  # the classes are separable
+    assert "frames" not in metrics and "grouped" not in metrics  # no timelines, no taxonomy families
+    capsys.readouterr()
+    assert main(["train", "--data", f"uiowa_mis:{root}", "--model", "timbrenet", "--out", str(tmp_path / "t.ckpt")]) == 2
+    assert "holds precomputed features, not audio; models that use them: adaboost, knn, logreg" in capsys.readouterr().err

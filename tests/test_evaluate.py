@@ -170,5 +170,5 @@ def test_evaluate_bad_input_gives_one_line_errors(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "old.ckpt"), "--data", str(tmp_path / "gone.csv"),
                  "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
-    with pytest.raises(DataError, match="precomputed features"):
+    with pytest.raises(DataError, match="f holds precomputed features but the model was fitted on audio"):
         evaluate(Dataset("f", tmp_path, [Example("x", "test", ("violin",), features=np.zeros(3))]), _Fixed({}))

@@ -132,3 +132,38 @@ def test_rendered_test_split_evaluation(checkpoint, corpus):
     metrics, _ = evaluate(corpus, Recognizer(checkpoint), "test")
     assert metrics["examples"] == 4 and metrics["split"] == "test"
     assert 0 <= metrics["multi_label"]["map"] <= 1 and 0 <= metrics["frames"]["frame_f1_micro"] <= 1
+
+
+def test_transfer_copies_and_freezes_everything_but_the_head(corpus, tmp_path, capsys):
+    assert main(["train", "--data", str(corpus), "--model", "raw-cnn1d", "--model-config", '{"multi_label": false}',
+                 "--epochs", "1", "--quiet", "--out", str(tmp_path / "single.ckpt")]) == 0
+    assert main(["train", "--data", str(corpus), "--model", "raw-cnn1d", "--transfer", str(tmp_path / "single.ckpt"),
+                 "--epochs", "2", "--quiet", "--out", str(tmp_path / "multi.ckpt")]) == 0
+    single = torch.load(tmp_path / "single.ckpt", weights_only=True)
+    multi = torch.load(tmp_path / "multi.ckpt", weights_only=True)
+    assert single["config"]["multi_label"] is False and multi["config"]["multi_label"] is True
+    convs = [key for key in multi["state_dict"] if key.startswith("convs.")]
+    assert convs and all(torch.equal(multi["state_dict"][k], single["state_dict"][k]) for k in convs)
+    assert not torch.equal(multi["state_dict"]["head.weight"], single["state_dict"]["head.weight"])
+    capsys.readouterr()
+    assert main(["train", "--data", str(corpus), "--model", "timbrenet", "--transfer", str(tmp_path / "single.ckpt"),
+                 "--out", str(tmp_path / "x.ckpt")]) == 2
+    assert "holds a 'raw-cnn1d' model, not a TimbreNet" in capsys.readouterr().err
+    assert main(["train", "--data", str(corpus), "--model-config", "{oops", "--out", str(tmp_path / "x.ckpt")]) == 2
+
+
+def test_composer_head_is_trained_reported_and_evaluated(corpus, tmp_path):
+    from timbrescope.data.specs import open_dataset
+    from timbrescope.evaluate.evaluation import evaluate
+
+    train(corpus, tmp_path / "c.ckpt", TrainConfig(model="spec-cnn2d", epochs=1, batch_size=8))
+    recognizer = Recognizer(tmp_path / "c.ckpt")
+    train_composers = {ex.metadata["composer"] for ex in open_dataset(corpus).split("train") if ex.metadata["composer"]}
+    assert recognizer.composers == sorted(train_composers) and len(train_composers) >= 2
+    result = recognizer.identify(corpus / "audio" / "test" / "test-000001.flac").to_dict()
+    assert [c["label"] for c in result["composers"]] != [] and sum(c["score"] for c in result["composers"]) == \
+        pytest.approx(1.0, abs=1e-3)
+    metrics, _ = evaluate(corpus, recognizer, "test")
+    with_composer = [ex for ex in open_dataset(corpus).split("test") if ex.metadata["composer"]]
+    assert metrics["composer"]["examples"] == len(with_composer) > 0
+    assert "composers" not in Recognizer().identify(corpus / "audio" / "test" / "test-000001.flac").to_dict()

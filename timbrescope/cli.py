@@ -100,15 +100,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from timbrescope.models.registry import training_defaults
     from timbrescope.train.loop import TrainConfig, train
 
-    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, limit=args.limit)
-    bars: dict[str, tqdm] = {}
+    settings = {"batch_size": 64, "learning_rate": 3e-3} | training_defaults(args.model)
+    settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
+    try:
+        model_config = json.loads(args.model_config) if args.model_config else {}
+    except ValueError as exc:
+        raise ParameterError(f"--model-config must be a JSON object, got {args.model_config!r} ({exc})") from None
+    config = TrainConfig(model=args.model, model_config=model_config, epochs=args.epochs, patience=args.patience,
+                         seed=args.seed, limit=args.limit, transfer_from=args.transfer,
+                         budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None, **settings)
+    bars: dict = {}
 
     def advance(stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
         bar = bars.setdefault(stage, tqdm(total=total, desc=stage, unit="batch", leave=False, disable=args.quiet))
         bar.update(done - bar.n)
         if done == total:
@@ -247,9 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "musicnet, openmic2018, uiowa_mis, folder, manifest), a manifest or a label folder")
     train.add_argument("--out", required=True, type=Path, help="checkpoint to write, e.g. model.ckpt")
     train.add_argument("--model", default="timbrenet", help="registered model name (default: timbrenet)")
+    train.add_argument("--model-config", default=None, metavar="JSON",
+                       help='model settings, e.g. \'{"multi_label": false}\' for raw-cnn1d')
     train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=3e-3)
+    train.add_argument("--batch-size", type=int, default=None, help="default 64, or the reference system's")
+    train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3, or the reference system's")
+    train.add_argument("--transfer", default=None, metavar="CKPT",
+                       help="copy and freeze all but the output layers of this trained model of the same kind")
+    train.add_argument("--budget-minutes", type=float, default=None, help="stop after the epoch past this time")
     train.add_argument("--patience", type=int, default=6, help="epochs without improvement before stopping")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, default=None, help="at most this many clips per split")

@@ -94,6 +94,11 @@ class Recognizer:
         self._window = round(WINDOW_SECONDS * self.sample_rate) if self.sample_rate else 0
 
     @property
+    def frame_level(self) -> bool:
+        """Whether frame scores carry time resolution (else one frame per 5-s window)."""
+        return self.network.frame_level
+
+    @property
     def takes_audio(self) -> bool:
         """False for a model fitted on a dataset's precomputed features (see ``score_features``)."""
         return self.sample_rate is not None

@@ -8,7 +8,8 @@ cannot score are listed under ``not_scored``.
 Views: multi-label (every example), single-label (examples with exactly one target: the model's
 top label, mapped to the dataset's targets, is the prediction; a top label outside them counts as
 ``other``), grouped (targets and labels mapped to families, or to the groups of a mapping file),
-frame-level (examples with known segments) and, with ``windows``, N random 5-s windows per file
+frame-level (examples with known segments), composer (models with a composer head, examples with a
+known composer) and, with ``windows``, N random 5-s windows per file
 beside the whole-file scores.
 """
 
@@ -38,6 +39,7 @@ class Scored:
     examples: list[Example]
     scores: np.ndarray
     frames: list[np.ndarray]
+    composers: list[list[str]] | None = None  # per example, the model's composers best first
 
 
 def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", windows: int | None = None,
@@ -49,18 +51,24 @@ def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", window
     """
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     examples = dataset.split(split)[:limit]
-    if not dataset.has_audio:
-        raise DataError(f"{dataset.name} holds precomputed features, not audio: evaluate a feature model on it")
+    takes_audio = getattr(recognizer, "takes_audio", True)
+    if dataset.has_audio != takes_audio:
+        raise DataError(f"{dataset.name} holds {'audio' if dataset.has_audio else 'precomputed features'} but the "
+                        f"model was fitted on {'audio' if takes_audio else 'precomputed features'}")
     if windows is not None and windows < 1:
         raise ParameterError(f"windows must be at least 1, got {windows}")
-    scored, skipped = _score(recognizer, examples, progress)
+    if takes_audio:
+        scored, skipped = _score(recognizer, examples, progress)
+    else:
+        scores = recognizer.score_features(np.stack([ex.features for ex in examples]))
+        scored, skipped = Scored(examples, scores, [row[None] for row in scores]), []
     if not scored.examples:
         raise DataError(f"{dataset.name}: no example of split {split!r} could be decoded ({len(skipped)} failed)")
     metrics, details = _views(recognizer, scored, groups)
-    details["errors"] = _errors(recognizer, scored)
+    details["errors"] = _errors(recognizer, scored) if takes_audio else []
     metrics = {"dataset": dataset.name, "data": str(dataset.root), "split": split,
                "model": str(recognizer.model_path), "examples": len(scored.examples), "skipped": skipped, **metrics}
-    if windows:
+    if windows and takes_audio:
         rng = np.random.default_rng(seed)
         window_examples = [w for ex in scored.examples for w in _random_windows(ex, windows, rng)]
         window_scored, _ = _score(recognizer, window_examples, None)
@@ -81,7 +89,7 @@ def load_groups(path: Path) -> dict[str, list[str]]:
 
 
 def _score(recognizer, examples: list[Example], progress) -> tuple[Scored, list[str]]:
-    kept, scores, frames, skipped = [], [], [], []
+    kept, scores, frames, skipped, composers = [], [], [], [], []
     index = {label: i for i, label in enumerate(recognizer.labels)}
     for i, ex in enumerate(examples):
         try:
@@ -98,9 +106,10 @@ def _score(recognizer, examples: list[Example], progress) -> tuple[Scored, list[
         kept.append(ex)
         scores.append(row)
         frames.append(result.frames)
+        composers.append([item["label"] for item in result.composers or []])
         if progress:
             progress(i + 1, len(examples))
-    return Scored(kept, np.array(scores).reshape(len(kept), len(index)), frames), skipped
+    return Scored(kept, np.array(scores).reshape(len(kept), len(index)), frames, composers), skipped
 
 
 def _random_windows(ex: Example, count: int, rng: np.random.Generator) -> list[Example]:
@@ -132,8 +141,13 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
         grouped = _grouped(scored, labels, detected, group_map)
         if grouped:
             metrics["grouped"] = grouped
-    if any(ex.segments is not None for ex in scored.examples):
+    if getattr(recognizer, "frame_level", True) and any(ex.segments is not None for ex in scored.examples):
         metrics["frames"] = _frames(recognizer, scored, labels, thresholds)
+    composed = [(ex.metadata["composer"], ranking) for ex, ranking in zip(scored.examples, scored.composers or [])
+                if ex.metadata.get("composer") and ranking]
+    if composed:
+        metrics["composer"] = single_label_metrics([t for t, _ in composed], [r[0] for _, r in composed],
+                                                   [t in r[:3] for t, r in composed], list(recognizer.composers))
     metrics["class_distribution"] = {t: sum(t in ex.labels for ex in scored.examples) for t in targets}
     return metrics, details
 

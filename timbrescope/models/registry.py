@@ -46,9 +46,18 @@ def create_model(name: str, **config) -> nn.Module:
 
 def accepts_features(name: str) -> bool:
     """Whether model ``name`` can be fitted on a dataset's precomputed feature vectors."""
+    return bool(getattr(_model_class(name), "accepts_features", False))
+
+
+def training_defaults(name: str) -> dict:
+    """Training settings the reference system of model ``name`` used (e.g. batch size, learning rate)."""
+    return dict(getattr(_model_class(name), "training_defaults", {}))
+
+
+def _model_class(name: str):
     _load_builtin_models()
     factory = _REGISTRY.get(name)
-    return bool(getattr(getattr(factory, "func", factory), "accepts_features", False))
+    return getattr(factory, "func", factory)
 
 
 def _load_builtin_models() -> None:

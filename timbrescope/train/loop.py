@@ -183,7 +183,7 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5), "valid_loss": round(valid_loss, 5),
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
                         "seconds": round(time.perf_counter() - started, 1)})
-        if val_map > best["map"]:
+        if val_map >= best["map"]:  # on a tie the later, longer-trained model
             best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
         atomic_torch_save({"config": asdict(config), "labels": labels, "model": model.state_dict(),
