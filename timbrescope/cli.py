@@ -195,6 +195,20 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return EXIT_USAGE_OR_DATA if problems else 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from timbrescope.benchmark import benchmark, select_models
+
+    models = select_models(args.models)
+    result = benchmark(args.data, models, args.out, args.budget_minutes, args.epochs, args.limit, args.realdev,
+                       tuple(args.curve_fractions), args.seed,
+                       progress=None if args.quiet else lambda name: print(f"benchmark: {name}", file=sys.stderr))
+    from timbrescope.benchmark import to_markdown
+
+    print(to_markdown(result), end="")
+    print(f"written: {args.out / 'benchmark.json'}, {args.out / 'benchmark.md'}, {args.out / 'report.html'}")
+    return EXIT_USAGE_OR_DATA if any("error" in row for row in result["models"]) else 0
+
+
 def _cmd_identify(args: argparse.Namespace) -> int:
     from timbrescope.inference import Recognizer, audio_files
     from timbrescope.timeline import format_timeline
@@ -296,6 +310,20 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("path", nargs="?", help="where the dataset is unpacked")
     datasets.add_argument("--json", action="store_true", help="the whole report as one JSON object")
     datasets.set_defaults(run=_cmd_datasets)
+
+    bench = commands.add_parser("benchmark", help="train and compare registered models side by side")
+    bench.add_argument("--data", required=True, metavar="SPEC", help="as for train (its train and test splits)")
+    bench.add_argument("--models", default="all", help="all, or a comma-separated list of registered names")
+    bench.add_argument("--out", required=True, type=Path, help="folder for benchmark.json/.md, report.html, models")
+    bench.add_argument("--budget-minutes", type=float, default=None, help="training time per model")
+    bench.add_argument("--epochs", type=int, default=30, help="at most this many epochs per model")
+    bench.add_argument("--limit", type=int, default=None, help="at most this many examples per split")
+    bench.add_argument("--realdev", default=None, metavar="SPEC", help="real recordings scored too (every row)")
+    bench.add_argument("--curve-fractions", type=float, nargs="*", default=[0.25, 0.5],
+                       help="training-set fractions of each learning curve besides the full run")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--quiet", action="store_true")
+    bench.set_defaults(run=_cmd_benchmark)
 
     curve = commands.add_parser("learning-curve", help="validation score against the amount of training data")
     curve.add_argument("--data", required=True, metavar="SPEC")

@@ -12,10 +12,12 @@ type we trust explicitly, because we wrote them).
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
@@ -69,13 +71,20 @@ class ClassicalModel(Recogniser):
         """Fit on ``features [n, dim]`` and multi-hot ``targets [n, labels]``."""
         self.single_label = bool((targets.sum(axis=1) == 1).all())
         estimator = ESTIMATORS[self.estimator]()
+        if self.estimator == "knn":
+            estimator.set_params(n_neighbors=min(estimator.n_neighbors, len(features)))
         if self.single_label:
             y = targets.argmax(axis=1)
         else:
             y = targets.astype(int)
             if self.estimator not in NATIVE_MULTI_LABEL:
                 estimator = OneVsRestClassifier(estimator)
-        self.pipeline = Pipeline([("scale", StandardScaler()), ("classify", estimator)]).fit(features, y)
+        try:
+            with warnings.catch_warnings():  # the reference settings, kept as they are, even where they stop early
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.pipeline = Pipeline([("scale", StandardScaler()), ("classify", estimator)]).fit(features, y)
+        except ValueError as exc:  # e.g. one class only in a tiny training set
+            raise ModelError(f"{self.estimator}: cannot fit on these {len(features)} examples ({exc})") from None
         self.output_activation = "softmax" if self.single_label else "sigmoid"
         return self
 

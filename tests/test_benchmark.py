@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from timbrescope.benchmark import COLUMNS, select_models
+from timbrescope.cli import main
+from timbrescope.errors import ParameterError
+from timbrescope.models import list_models
+
+from dataset_fixtures import manifest, uiowa_mis
+
+
+def test_benchmark_runs_every_model_end_to_end_on_the_tiny_corpus(tiny_corpus, tmp_path, capsys):
+    manifest(tmp_path / "real")
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--data", str(tiny_corpus), "--models", "all", "--epochs", "1", "--budget-minutes",
+                 "0.1", "--curve-fractions", "0.5", "--realdev", f"manifest:{tmp_path / 'real' / 'manifest.jsonl'}",
+                 "--out", str(out), "--quiet"]) == 0
+    result = json.loads((out / "benchmark.json").read_text())
+    assert [row["model"] for row in result["models"]] == list_models()
+    for row in result["models"]:
+        assert "error" not in row, row
+        assert 0 <= row["map"] <= 1 and 0 <= row["f1_macro"] <= 1 and row["speed"] > 0 and row["parameters"] > 0
+        assert row["train_seconds"] >= 0 and row["epochs_run"] == 1
+        assert row["realdev"]["examples"] == 10
+        assert [p["train_examples"] for p in row["learning_curve"]] == [6, 12]
+    table = (out / "benchmark.md").read_text().splitlines()
+    assert table[0] == "| " + " | ".join(title for _, title in COLUMNS) + " |" and len(table) == 2 + len(list_models())
+    assert capsys.readouterr().out.startswith(table[0])
+    page = (out / "report.html").read_text()
+    assert page.count("<tr>") == 1 + len(list_models()) and "data:image/png;base64," in page
+    assert (out / "learning_curves.png").stat().st_size > 1000
+
+
+def test_benchmark_reports_models_that_cannot_use_the_data(tmp_path, capsys):
+    uiowa_mis(tmp_path / "uiowa")
+    assert main(["benchmark", "--data", f"uiowa_mis:{tmp_path / 'uiowa'}", "--models", "logreg,timbrenet",
+                 "--curve-fractions", "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    rows = {row["model"]: row for row in json.loads((tmp_path / "b" / "benchmark.json").read_text())["models"]}
+    assert rows["logreg"]["top1"] >= 0.9 and rows["logreg"]["speed"] is None
+    assert rows["timbrenet"] == {"model": "timbrenet", "error": "UIowa MIS features holds precomputed features; "
+                                                               "timbrenet needs audio"}
+    assert "| timbrenet | failed: " in capsys.readouterr().out
+
+
+def test_unknown_models_are_named():
+    assert select_models("knn, logreg") == ["knn", "logreg"]
+    with pytest.raises(ParameterError, match="unknown model\\(s\\) resnet; known: adaboost"):
+        select_models("knn,resnet")
