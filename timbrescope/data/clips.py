@@ -17,10 +17,14 @@ CLIP_SECONDS = 5.0  # the length networks train on and inference analyses window
 class SkipLog:
     """Examples that could not be decoded (missing or corrupt audio): reported and counted, never fatal."""
 
-    reasons: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # example id -> why
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{key}: {why}" for key, why in self.failures.items()]
 
     def __len__(self) -> int:
-        return len(self.reasons)
+        return len(self.failures)
 
 
 def clip_examples(examples: list[Example], seconds: float) -> list[Example]:
@@ -49,7 +53,7 @@ def decode_batches(examples: list[Example], sample_rate: int, seconds: float, sk
             try:
                 y = ex.load_audio(sample_rate)[:length]
             except TimbrescopeError as exc:
-                skipped.reasons.append(f"{ex.id}: {exc}")
+                skipped.failures[ex.id] = str(exc)
                 continue
             audio.append(np.pad(y, (0, length - len(y))))
             kept.append(ex)

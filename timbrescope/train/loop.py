@@ -215,25 +215,25 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
     """Front-end outputs of every example (its precomputed features for datasets without audio), with
     clip, frame and composer targets."""
     model.eval()
-    key = json.dumps([type(model.frontend).__name__, model.config.get("frontend"), [ex.id for ex in examples]])
-    if cache is not None and key in cache:
-        inputs, kept, failures = cache[key]
-        skipped.reasons.extend(failures)
-    elif model.frontend is None:
+    if model.frontend is None:
         inputs, kept = torch.from_numpy(np.stack([ex.features for ex in examples])), list(examples)
     else:
-        before = len(skipped)
-        parts, kept = [], []
-        for audio, batch in decode_batches(examples, model.sample_rate, CLIP_SECONDS, skipped):
+        signature = json.dumps([type(model.frontend).__name__, model.config.get("frontend")])
+        store = {} if cache is None else cache.setdefault(signature, {})  # example id -> features or failure
+        todo = [ex for ex in examples if ex.id not in store]
+        done = len(examples) - len(todo)
+        for audio, batch in decode_batches(todo, model.sample_rate, CLIP_SECONDS, fresh := SkipLog()):
             x = model.frontend(torch.from_numpy(audio))
-            parts.append(x.half() if x[0].numel() > 10_000 else x)
-            kept += batch
-            progress(len(kept), len(examples))
+            x = x.half() if x[0].numel() > 10_000 else x
+            store.update({ex.id: row for ex, row in zip(batch, x)})
+            done += len(batch)
+            progress(done, len(examples))
+        store.update(fresh.failures)
+        skipped.failures.update({ex.id: store[ex.id] for ex in examples if isinstance(store[ex.id], str)})
+        kept = [ex for ex in examples if not isinstance(store[ex.id], str)]
         if not kept:
             raise DataError(f"no example could be decoded ({len(skipped)} failed, e.g. {skipped.reasons[:1]})")
-        inputs = torch.cat(parts)
-        if cache is not None:
-            cache[key] = (inputs, kept, skipped.reasons[before:])
+        inputs = torch.stack([store[ex.id] for ex in kept])
     labels = model.labels
     frames = model.forward_features(inputs[:1].float())["frame_logits"].shape[1] if model.frame_level else 1
     empty = np.zeros((frames, len(labels)), np.float32)
