@@ -167,3 +167,14 @@ def test_composer_head_is_trained_reported_and_evaluated(corpus, tmp_path):
     with_composer = [ex for ex in open_dataset(corpus).split("test") if ex.metadata["composer"]]
     assert metrics["composer"]["examples"] == len(with_composer) > 0
     assert "composers" not in Recognizer().identify(corpus / "audio" / "test" / "test-000001.flac").to_dict()
+
+
+def test_learning_curve_command_trains_on_nested_fractions(corpus, tmp_path, capsys):
+    out = tmp_path / "curve"
+    assert main(["learning-curve", "--data", str(corpus), "--model", "mfcc-mlp", "--fractions", "0.5", "1",
+                 "--epochs", "1", "--out", str(out)]) == 0
+    points = json.loads((out / "learning_curve.json").read_text())
+    assert [(p["fraction"], p["train_examples"]) for p in points] == [(0.5, 6), (1.0, 12)]
+    assert all(0 <= p["valid_map"] <= 1 for p in points) and (out / "learning_curve.png").stat().st_size > 1000
+    assert capsys.readouterr().out.splitlines()[0].strip().startswith("6 training examples: validation mAP")
+    assert main(["learning-curve", "--data", str(corpus), "--fractions", "0", "--out", str(out)]) == 2
