@@ -9,7 +9,7 @@ import torch
 from timbrescope.cli import main
 from timbrescope.data.dataset import Dataset, Example
 from timbrescope.errors import DataError, ModelError
-from timbrescope.evaluate.evaluation import evaluate
+from timbrescope.evaluate.evaluation import _group_ranking, evaluate
 from timbrescope.evaluate.metrics import (best_thresholds, frame_metrics, mean_average_precision,
                                           multi_label_metrics, single_label_metrics)
 from timbrescope.inference import Recognizer, default_model_path
@@ -99,6 +99,7 @@ class _Fixed:
         class R:
             instruments = [{"label": k, "score": v} for k, v in zip(self.labels, row)]
             frames = np.tile(np.array(row, np.float32), (25, 1))
+            composers = None
 
         return R()
 
@@ -116,6 +117,11 @@ def test_family_targets_groups_and_other(tmp_path):
     assert metrics["targets"] == ["bowed_string", "keyboard"] and metrics["not_scored"] == ["brass"]
     single = metrics["single_label"]
     assert single["examples"] == 2 and single["accuracy"] == 1.0
+    grouped = metrics["grouped"]["single_label"]  # brass has no label in this model: c.wav is not scored
+    assert grouped["examples"] == 2 and grouped["accuracy"] == 1.0
+    # groups are ranked by their best label; a label without a group counts as 'other'
+    assert _group_ranking(np.array([0.2, 0.6, 0.1, 0.5]), ["strings", None, "keys", "strings"]) == [
+        "other", "strings", "keys"]
     assert metrics["grouped"]["single_label"]["confusion"]["labels"][:2] == ["bowed_string", "keyboard"]
     assert metrics["multi_label"]["per_label"]["bowed_string"]["ap"] == 1.0  # max(cello, violin) ranks a first
 

@@ -228,13 +228,23 @@ def _grouped(scored: Scored, labels: list[str], detected: np.ndarray, groups: di
     pred = np.stack([detected[:, cols[g]].any(axis=1) for g in names], axis=1)
     out = {"groups": {g: [labels[i] for i in cols[g]] for g in names},
            "multi_label": multi_label_metrics(names, truth, score, pred, mask)}
-    single = [(group_of(ex.labels[0]), label_groups[int(np.argmax(row))] or "other")
+    single = [(group_of(ex.labels[0]), _group_ranking(row, label_groups))
               for ex, row in zip(scored.examples, scored.scores) if len(ex.labels) == 1 and ex.known is None]
-    single = [(t, p) for t, p in single if t in names]
+    single = [(t, ranking) for t, ranking in single if t in names]
     if single:
-        out["single_label"] = single_label_metrics([t for t, _ in single], [p for _, p in single],
-                                                   [t == p for t, p in single], names)
+        out["single_label"] = single_label_metrics([t for t, _ in single], [r[0] for _, r in single],
+                                                   [t in r[:3] for t, r in single], names)
     return out
+
+
+def _group_ranking(row: np.ndarray, label_groups: list[str | None]) -> list[str]:
+    """Groups in the order of their best label's score (labels without a group count as ``other``)."""
+    ranking = []
+    for i in np.argsort(-row, kind="stable"):
+        group = label_groups[i] or "other"
+        if group not in ranking:
+            ranking.append(group)
+    return ranking
 
 
 def _family(name: str) -> str | None:
