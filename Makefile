@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Sound sources of the rendered corpus: FluidSynth and the General-MIDI soundfonts, TiMidity++ with
-# the freepats patches, and the Hydrogen drum kits (real drum recordings).
+# the freepats patches, the Hydrogen drum kits (real drum recordings) and the STK physical models.
 DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont \
-	csound-soundfont timidity freepats hydrogen-drumkits
+	csound-soundfont timidity freepats hydrogen-drumkits stk
 # The test set-up also opens evaluation reports in headless Chromium.
 TEST_DEB_PACKAGES := chromium chromium-driver
 DEMO_DIR := out/demo

@@ -121,6 +121,25 @@ def test_every_gm_bank_plays_every_renderable_label():
     assert coverage["fluidr3"]["saxophone"] == [64, 65, 66, 67]
 
 
+def test_stk_bank_plays_each_of_its_labels_in_a_corpus(tmp_path, monkeypatch):
+    from timbrescope.synth.banks import STK_INSTRUMENTS, stk_bank
+
+    bank = stk_bank()
+    coverage, gaps = bank_coverage([bank], Renderer(22050))
+    assert gaps == [] and set(coverage["stk"]) == set(STK_INSTRUMENTS) and "mandolin" in coverage["stk"]
+    part = phrase("saxophone", np.random.default_rng(0), 0.0, 2.0)
+    audio = Renderer(22050).render(bank, part, None, 2.0)
+    assert audio.shape == (44100,) and np.abs(audio).max() > 0.01
+    summary = build_corpus(tmp_path / "c", Settings(TINY, seed=3, stk=True), workers=1)
+    assert json.loads((tmp_path / "c" / CORPUS_INFO).read_text())["settings"]["stk"] is True
+    assert summary["clips"] == {"train": 12, "validation": 4, "test": 4}
+    stk_parts = [part for row in read_manifest(tmp_path / "c") for part in row["parts"] if part["bank"] == "stk"]
+    assert stk_parts and all(part["label"] in STK_INSTRUMENTS for part in stk_parts)
+    monkeypatch.setattr(banks_module, "STK_DEMO", tmp_path / "absent")
+    with pytest.raises(DataError, match="install the Debian package stk"):
+        stk_bank()
+
+
 @pytest.mark.skipif(not TRAINBANKS.is_dir(), reason="shared/trainbanks not present")
 def test_sfz_banks_from_banks_csv_play_their_label():
     found = sfz_banks(TRAINBANKS)

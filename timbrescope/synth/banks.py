@@ -23,7 +23,8 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Bank:
-    """One sound bank. ``engine`` is "fluidsynth" (GM .sf2/.sf3) or "sfizz" (one SFZ instrument).
+    """One sound bank. ``engine`` is "fluidsynth" (GM .sf2/.sf3), "sfizz" (one SFZ instrument),
+    "timidity" (a GUS patch set) or "stk" (the STK's physical models).
 
     ``labels`` are what it can play: every GM-renderable label for a soundfont, one label for an SFZ.
     """
@@ -114,6 +115,23 @@ def freepats_bank() -> Bank:
     if not FREEPATS_CONFIG.is_file():
         raise DataError(f"{FREEPATS_CONFIG} not found: install the Debian packages freepats and timidity")
     return Bank("freepats", FREEPATS_CONFIG, "timidity", "train", tuple(renderable_labels()), "freepats")
+
+
+STK_DEMO = Path("/usr/bin/stk-demo")
+# The STK model that plays each label (Debian stk 4.6; names as stk-demo takes them).
+STK_INSTRUMENTS = {
+    "saxophone": "Saxofony", "clarinet": "Clarinet", "flute": "Flute", "recorder": "Recorder", "trumpet": "Brass",
+    "violin": "Bowed", "viola": "Bowed", "cello": "Bowed", "acoustic_guitar": "Plucked", "sitar": "Sitar",
+    "mandolin": "Mandolin", "electric_piano": "Rhodey", "tubular_bells": "TubeBell", "organ": "BeeThree",
+    "voice": "VoicForm", "marimba": "ModalBar",
+}
+
+
+def stk_bank() -> Bank:
+    """The STK physical models (a train bank); ``STK_INSTRUMENTS`` says which label each plays."""
+    if not STK_DEMO.is_file():
+        raise DataError(f"{STK_DEMO} not found: install the Debian package stk")
+    return Bank("stk", STK_DEMO, "stk", "train", tuple(STK_INSTRUMENTS), "stk")
 
 
 def hydrogen_banks(cache: Path, kits: Path = HYDROGEN_KITS) -> list[Bank]:

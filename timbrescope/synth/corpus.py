@@ -30,7 +30,7 @@ import soundfile as sf
 
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder, temporary_path
-from timbrescope.synth.banks import SPLITS, Bank, freepats_bank, gm_banks, hydrogen_banks, sfz_banks
+from timbrescope.synth.banks import SPLITS, Bank, freepats_bank, gm_banks, hydrogen_banks, sfz_banks, stk_bank
 from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.render import Renderer
@@ -79,6 +79,7 @@ class Settings:
     stems: bool = False
     sfz_dirs: tuple[str, ...] = ()
     soundfonts: tuple[str, ...] = ()
+    stk: bool = False  # add the STK physical models as a train bank
 
     def banks(self, cache: Path) -> list[Bank]:
         """Every bank these settings use; generated bank files (Hydrogen kits as SFZ) go to ``cache``."""
@@ -87,6 +88,8 @@ class Settings:
             banks.append(freepats_bank())
         if self.preset.hydrogen_drumkits:
             banks += hydrogen_banks(cache)
+        if self.stk:
+            banks.append(stk_bank())
         for folder in self.sfz_dirs:
             banks += sfz_banks(Path(folder))
         return banks
@@ -94,7 +97,8 @@ class Settings:
     def to_json(self) -> dict:
         return {"preset": asdict(self.preset), "seed": self.seed, "effects": self.effects, "stems": self.stems,
                 "sfz_dirs": [Path(d).name for d in self.sfz_dirs],
-                "soundfonts": [Path(p).name for p in self.soundfonts], "taxonomy_version": TAXONOMY_VERSION}
+                "soundfonts": [Path(p).name for p in self.soundfonts], "taxonomy_version": TAXONOMY_VERSION,
+                **({"stk": True} if self.stk else {})}  # absent when off: older corpora stay resumable
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Render a ``Part`` with a ``Bank``: FluidSynth for GM soundfonts, sfizz for SFZ instruments,
-TiMidity++ for the freepats patch set.
+TiMidity++ for the freepats patch set, the STK's physical models (``stk-demo``) for the STK bank.
 
 One ``Renderer`` per worker process keeps one synthesiser per bank, each bank loaded once
 (a compressed .sf3 takes seconds to load). Output is mono float32 at the renderer's rate;
@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from timbrescope.errors import DataError
-from timbrescope.synth.banks import Bank
+from timbrescope.synth.banks import STK_INSTRUMENTS, Bank
 from timbrescope.synth.material import Part
 from timbrescope.taxonomy import GM_DRUM_CHANNEL, PLAYABLE_RANGE, programs_for
 
@@ -204,6 +204,38 @@ class _TimidityBank:
         return out
 
 
+class _StkBank:
+    """The Synthesis ToolKit's physical and FM models through its ``stk-demo`` program (Debian ``stk``):
+    each part is written as a SKINI score (note on/off with delta times in seconds) and rendered by
+    the model that ``STK_INSTRUMENTS`` names for its label; pitch bends and controllers are not sent."""
+
+    def __init__(self, bank: Bank, sr: int):
+        if not bank.path.is_file():
+            raise DataError(f"{bank.path} not found: install the Debian package stk")
+        self._program = bank.path
+
+    def render(self, part: Part, program: int | None, n: int, sr: int) -> np.ndarray:
+        lines, last = [], 0.0
+        for time, _, kind, args in _events(part, sr):
+            if kind == "cc":
+                continue
+            seconds = time / sr
+            word, velocity = ("NoteOn", args[1]) if kind == "on" else ("NoteOff", 64)
+            lines.append(f"{word} {seconds - last:.6f} 1 {args[0]} {velocity}")
+            last = seconds
+        with tempfile.TemporaryDirectory() as tmp:
+            score, wav = Path(tmp) / "part.ski", Path(tmp) / "part.wav"
+            score.write_text("\n".join(lines) + "\n")
+            done = subprocess.run([str(self._program), STK_INSTRUMENTS[part.label], "-s", str(sr), "-n", "8",
+                                   "-ow", str(wav), "-if", str(score)], capture_output=True, text=True)
+            if done.returncode != 0 or not wav.exists():
+                raise DataError(f"stk-demo failed on {part.label}: {done.stderr.strip()[-200:]}")
+            audio, _ = sf.read(wav, dtype="float32")
+        out = np.zeros(n, np.float32)
+        out[: min(n, len(audio))] = audio[:n]
+        return out
+
+
 def _timidity_programs(config: Path) -> set[int]:
     """Program numbers of tone bank 0 in a TiMidity++ configuration file."""
     programs, in_bank0 = set(), False
@@ -221,9 +253,9 @@ class Renderer:
 
     def __init__(self, sr: int):
         self.sr = sr
-        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank] = {}
+        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank] = {}
 
-    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank:
+    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank:
         key = (bank.engine, str(bank.path))
         if key not in self._loaded:
             self._loaded[key] = _ENGINES[bank.engine](bank, self.sr)
@@ -232,7 +264,7 @@ class Renderer:
     def programs(self, bank: Bank, label: str) -> list[int | None]:
         """The programs of ``bank`` that play ``label``: GM program numbers, or [None] for the
         drum kit and for SFZ instruments (which play one thing)."""
-        if bank.engine == "sfizz" or label == "drum_kit":
+        if bank.engine in ("sfizz", "stk") or label == "drum_kit":
             return [None] if label in bank.labels else []
         engine = self._engine(bank)
         return [p.number for p in programs_for(label) if engine.has_program(p.number)]
@@ -250,4 +282,4 @@ class Renderer:
         return self._engine(bank).render(part, program, round(seconds * self.sr), self.sr)
 
 
-_ENGINES = {"fluidsynth": _FluidSynthBank, "sfizz": _SfizzBank, "timidity": _TimidityBank}
+_ENGINES = {"fluidsynth": _FluidSynthBank, "sfizz": _SfizzBank, "timidity": _TimidityBank, "stk": _StkBank}
