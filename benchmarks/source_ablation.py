@@ -1,0 +1,84 @@
+"""How much each sound source adds on real recordings: train the default network on equal-size
+subsets of a rendered corpus's training split, each without the clips that use one source, and score
+every run on real recordings (validation only) and on the rendered test bank.
+
+Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--clips 5000] [--epochs 6]
+       [--out DIR]
+Sources are groups of banks: fluidr3, musescore, freepats, real SFZ libraries (--sfz), hydrogen kits.
+Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from timbrescope.data.specs import open_dataset
+from timbrescope.evaluate.evaluation import evaluate
+from timbrescope.inference import Recognizer
+from timbrescope.train.loop import TrainConfig, train
+
+GM_AND_ENGINES = {"fluidr3", "musescore", "freepats"}
+
+
+def source_of(bank: str) -> str:
+    """The source group of a bank name from a corpus manifest."""
+    if bank in GM_AND_ENGINES:
+        return bank
+    return "hydrogen kits" if bank.startswith("hydrogen_") else "real SFZ libraries"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--realdev", required=True, help="data spec of the real recordings (all rows scored)")
+    parser.add_argument("--clips", type=int, default=5000, help="training clips per run (equal for all runs)")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=Path("out/ablation"))
+    args = parser.parse_args()
+    dataset = open_dataset(args.corpus)
+    train_examples = dataset.split("train")
+    rest = [ex for ex in dataset.examples if ex.split != "train"]
+    sources = {ex.id: {source_of(part["bank"]) for part in ex.metadata["parts"]} for ex in train_examples}
+    conditions = ["nothing"] + sorted({s for found in sources.values() for s in found})
+    cache: dict = {}
+    rows = []
+    for removed in conditions:
+        pool = [ex for ex in train_examples if removed not in sources[ex.id]]
+        if not pool:
+            print(f"without {removed}: no training clip left, skipped", flush=True)
+            continue
+        chosen = [pool[i] for i in sorted(np.random.default_rng(0).permutation(len(pool))[:args.clips])]
+        started = time.perf_counter()
+        checkpoint = args.out / f"without-{removed.replace(' ', '-')}.ckpt"
+        summary = train(replace(dataset, examples=chosen + rest), checkpoint,
+                        TrainConfig(epochs=args.epochs, patience=args.epochs), feature_cache=cache)
+        recognizer = Recognizer(checkpoint)
+        real, _ = evaluate(args.realdev, recognizer, "all")
+        test, _ = evaluate(dataset, recognizer, "test")
+        rows.append({"removed": removed, "pool": len(pool), "clips": len(chosen), "valid_map": summary["valid_map"],
+                     "test_map": test.get("multi_label", {}).get("map"),
+                     "real_top1": real.get("single_label", {}).get("accuracy"),
+                     "real_family_top1": real.get("grouped", {}).get("single_label", {}).get("accuracy"),
+                     "real_map": real.get("multi_label", {}).get("map"),
+                     "minutes": round((time.perf_counter() - started) / 60, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{args.clips} training clips per run, {args.epochs} epochs, timbrenet; realdev: {args.realdev}\n")
+    print("| without | clips available | validation mAP | test-bank mAP | realdev top-1 | realdev family top-1 "
+          "| realdev mAP |\n|---|---|---|---|---|---|---|")
+    for row in rows:
+        cells = [_fmt(row[key]) for key in ("valid_map", "test_map", "real_top1", "real_family_top1", "real_map")]
+        print(f"| {row['removed']} | {row['pool']:,} | " + " | ".join(cells) + " |")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
