@@ -5,7 +5,8 @@ Per model: top-1 accuracy (single-label view of the test split), macro F1 and mA
 real-audio top-1 (``realdev``, every row of a manifest), training time (wall clock, features
 included), inference speed (seconds of test audio per second of wall clock while evaluating), the
 number of learned parameters, and a learning curve (validation mAP against training examples).
-A finished model's checkpoint is reused when the benchmark is run again into the same folder.
+A finished model's checkpoint and row are reused when the benchmark is run again into the same
+folder (so a killed run resumes model by model; delete ``models/NAME.*`` to redo one).
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ def benchmark(data: str | Path | Dataset, models: list[str], out: Path, budget_m
 
 def _run_model(dataset: Dataset, real: Dataset | None, config: TrainConfig, out: Path, cache: dict,
                curve_fractions: tuple[float, ...]) -> dict:
-    checkpoint = out / "models" / f"{config.model}.ckpt"
+    """One model's row: trained (or its checkpoint reused), scored, with its learning curve; the row is
+    kept in ``models/<name>.json`` so that a killed benchmark resumes model by model."""
+    checkpoint, row_file = out / "models" / f"{config.model}.ckpt", out / "models" / f"{config.model}.json"
+    if checkpoint.exists() and row_file.exists():
+        return json.loads(row_file.read_text())
     started = time.perf_counter()
     if checkpoint.exists():
         summary = Recognizer(checkpoint).meta["training"]
@@ -106,6 +111,7 @@ def _run_model(dataset: Dataset, real: Dataset | None, config: TrainConfig, out:
         row["real_top1"] = real_metrics.get("single_label", {}).get("accuracy")
         row["realdev"] = real_metrics
     row["learning_curve"] = _learning_curve(dataset, config, out, cache, curve_fractions, summary)
+    atomic_write_text(row_file, json.dumps(row))
     return row
 
 
