@@ -30,6 +30,12 @@ def test_benchmark_runs_every_model_end_to_end_on_the_tiny_corpus(tiny_corpus, t
     page = (out / "report.html").read_text()
     assert page.count("<tr>") == 1 + len(list_models()) and "data:image/png;base64," in page
     assert (out / "learning_curves.png").stat().st_size > 1000
+    # run again into the same folder: finished models are reused, not retrained
+    before = {row["model"]: row for row in result["models"]}
+    assert main(["benchmark", "--data", str(tiny_corpus), "--models", "knn,timbrenet", "--out", str(out),
+                 "--quiet"]) == 0
+    again = json.loads((out / "benchmark.json").read_text())["models"]
+    assert again == [before["knn"], before["timbrenet"]]
 
 
 def test_benchmark_reports_models_that_cannot_use_the_data(tmp_path, capsys):
