@@ -3,7 +3,7 @@ subsets of a rendered corpus's training split, each without the clips that use o
 every run on real recordings (validation only) and on the rendered test bank.
 
 Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--clips 5000] [--epochs 6]
-       [--out DIR]
+       [--out DIR] [--sources "real SFZ libraries,freepats"]
 Sources are groups of banks: fluidr3, musescore, freepats, real SFZ libraries (--sfz), hydrogen kits.
 Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
 """
@@ -40,12 +40,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=5000, help="training clips per run (equal for all runs)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=Path("out/ablation"))
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated source groups to leave out one at a time (default: every one)")
     args = parser.parse_args()
     dataset = open_dataset(args.corpus)
     train_examples = dataset.split("train")
     rest = [ex for ex in dataset.examples if ex.split != "train"]
     sources = {ex.id: {source_of(part["bank"]) for part in ex.metadata["parts"]} for ex in train_examples}
-    conditions = ["nothing"] + sorted({s for found in sources.values() for s in found})
+    groups = sorted({s for found in sources.values() for s in found})
+    conditions = ["nothing"] + (groups if args.sources is None else [g.strip() for g in args.sources.split(",")])
     cache: dict = {}
     rows = []
     for removed in conditions:
