@@ -190,18 +190,11 @@ class _TimidityBank:
             else:
                 track.append(mido.Message("control_change", control=args[0], value=args[1], channel=channel,
                                           time=delta))
-        with tempfile.TemporaryDirectory() as tmp:
-            midi, wav = Path(tmp) / "part.mid", Path(tmp) / "part.wav"
-            mido.MidiFile(tracks=[track], ticks_per_beat=480).save(midi)
-            done = subprocess.run(["timidity", "-c", str(self._config), "-Ow", "--output-mono", "-s", str(sr),
-                                   "-EFreverb=0", "-EFchorus=0", "-o", str(wav), str(midi)],
-                                  capture_output=True, text=True)
-            if done.returncode != 0 or not wav.exists():
-                raise DataError(f"timidity failed on {self._config}: {done.stderr.strip()[-200:]}")
-            audio, _ = sf.read(wav, dtype="float32")
-        out = np.zeros(n, np.float32)
-        out[: min(n, len(audio))] = audio[:n]
-        return out
+        return _run_program(
+            "part.mid", lambda midi: mido.MidiFile(tracks=[track], ticks_per_beat=480).save(midi),
+            lambda midi, wav: ["timidity", "-c", str(self._config), "-Ow", "--output-mono", "-s", str(sr),
+                               "-EFreverb=0", "-EFchorus=0", "-o", str(wav), str(midi)],
+            f"timidity on {self._config}", n)
 
 
 class _StkBank:
@@ -223,17 +216,26 @@ class _StkBank:
             word, velocity = ("NoteOn", args[1]) if kind == "on" else ("NoteOff", 64)
             lines.append(f"{word} {seconds - last:.6f} 1 {args[0]} {velocity}")
             last = seconds
-        with tempfile.TemporaryDirectory() as tmp:
-            score, wav = Path(tmp) / "part.ski", Path(tmp) / "part.wav"
-            score.write_text("\n".join(lines) + "\n")
-            done = subprocess.run([str(self._program), STK_INSTRUMENTS[part.label], "-s", str(sr), "-n", "8",
-                                   "-ow", str(wav), "-if", str(score)], capture_output=True, text=True)
-            if done.returncode != 0 or not wav.exists():
-                raise DataError(f"stk-demo failed on {part.label}: {done.stderr.strip()[-200:]}")
-            audio, _ = sf.read(wav, dtype="float32")
-        out = np.zeros(n, np.float32)
-        out[: min(n, len(audio))] = audio[:n]
-        return out
+        return _run_program(
+            "part.ski", lambda score: score.write_text("\n".join(lines) + "\n"),
+            lambda score, wav: [str(self._program), STK_INSTRUMENTS[part.label], "-s", str(sr), "-n", "8",
+                                "-ow", str(wav), "-if", str(score)],
+            f"stk-demo on {part.label}", n)
+
+
+def _run_program(score_name: str, write_score, command, what: str, n: int) -> np.ndarray:
+    """Write a score with ``write_score(path)``, run ``command(score, wav)`` (a program that renders it to
+    a WAV file) in a temporary folder, and return the audio cut or padded to ``n`` samples."""
+    with tempfile.TemporaryDirectory() as tmp:
+        score, wav = Path(tmp) / score_name, Path(tmp) / "part.wav"
+        write_score(score)
+        done = subprocess.run(command(score, wav), capture_output=True, text=True)
+        if done.returncode != 0 or not wav.exists():
+            raise DataError(f"{what} failed: {done.stderr.strip()[-200:]}")
+        audio, _ = sf.read(wav, dtype="float32")
+    out = np.zeros(n, np.float32)
+    out[: min(n, len(audio))] = audio[:n]
+    return out
 
 
 def _timidity_programs(config: Path) -> set[int]:
