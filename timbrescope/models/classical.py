@@ -12,18 +12,12 @@ type we trust explicitly, because we wrote them).
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from functools import partial
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from timbrescope.data.clips import CLIP_SECONDS
 from timbrescope.errors import ModelError
@@ -31,15 +25,17 @@ from timbrescope.features.classic import ClassicConfig, SummaryFrontend
 from timbrescope.models.base import Recogniser, clip_outputs
 from timbrescope.models.registry import register_model
 
+# Registry name -> (scikit-learn class, its settings); scikit-learn is imported only when one is fitted,
+# so that loading a network for inference does not pay for it.
 ESTIMATORS = {
-    "knn": lambda: KNeighborsClassifier(n_neighbors=5),
-    "adaboost": lambda: AdaBoostClassifier(n_estimators=100, random_state=0),
-    "sgd-perceptron": lambda: SGDClassifier(loss="perceptron", random_state=0),
-    "sgd-hinge": lambda: SGDClassifier(loss="hinge", random_state=0),
-    "sgd-log": lambda: SGDClassifier(loss="log_loss", random_state=0),
-    "sgd-modified-huber": lambda: SGDClassifier(loss="modified_huber", random_state=0),
-    "random-forest": lambda: RandomForestClassifier(n_estimators=100, random_state=0),
-    "logreg": lambda: LogisticRegression(max_iter=2000),
+    "knn": ("sklearn.neighbors.KNeighborsClassifier", {"n_neighbors": 5}),
+    "adaboost": ("sklearn.ensemble.AdaBoostClassifier", {"n_estimators": 100, "random_state": 0}),
+    "sgd-perceptron": ("sklearn.linear_model.SGDClassifier", {"loss": "perceptron", "random_state": 0}),
+    "sgd-hinge": ("sklearn.linear_model.SGDClassifier", {"loss": "hinge", "random_state": 0}),
+    "sgd-log": ("sklearn.linear_model.SGDClassifier", {"loss": "log_loss", "random_state": 0}),
+    "sgd-modified-huber": ("sklearn.linear_model.SGDClassifier", {"loss": "modified_huber", "random_state": 0}),
+    "random-forest": ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 100, "random_state": 0}),
+    "logreg": ("sklearn.linear_model.LogisticRegression", {"max_iter": 2000}),
 }
 NATIVE_MULTI_LABEL = {"knn", "random-forest"}  # fitted on the multi-hot targets directly
 _TRUSTED = ["sklearn.tree._tree.Tree"]
@@ -59,7 +55,7 @@ class ClassicalModel(Recogniser):
         self.frontend = None if input_dim else SummaryFrontend(ClassicConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": None if input_dim else self.frontend.config.to_dict(),
                        "input_dim": input_dim}
-        self.pipeline: Pipeline | None = None
+        self.pipeline = None  # a fitted sklearn Pipeline
         self.single_label = True
         self.output_activation = "softmax"
 
@@ -69,8 +65,15 @@ class ClassicalModel(Recogniser):
 
     def fit_arrays(self, features: np.ndarray, targets: np.ndarray) -> ClassicalModel:
         """Fit on ``features [n, dim]`` and multi-hot ``targets [n, labels]``."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
         self.single_label = bool((targets.sum(axis=1) == 1).all())
-        estimator = ESTIMATORS[self.estimator]()
+        path, settings = ESTIMATORS[self.estimator]
+        module, name = path.rsplit(".", 1)
+        estimator = getattr(importlib.import_module(module), name)(**settings)
         if self.estimator == "knn":
             estimator.set_params(n_neighbors=min(estimator.n_neighbors, len(features)))
         if self.single_label:
