@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.inference import Recognizer
 from timbrescope.models import list_models
 from timbrescope.models.registry import accepts_features, training_defaults
+from timbrescope.train.learning_curve import learning_curve
 from timbrescope.train.loop import TrainConfig, train
 
 COLUMNS = [("model", "model"), ("top1", "top-1"), ("f1_macro", "macro-F1"), ("map", "mAP"),
@@ -118,18 +118,11 @@ def _run_model(dataset: Dataset, real: Dataset | None, config: TrainConfig, out:
 def _learning_curve(dataset: Dataset, config: TrainConfig, out: Path, cache: dict, fractions: tuple[float, ...],
                     full: dict) -> list[dict]:
     """Validation mAP of runs on nested random subsets of the training split, plus the full run."""
-    train_examples = dataset.split("train")[:config.limit]
-    order = np.random.default_rng(config.seed).permutation(len(train_examples))
-    rest = [ex for ex in dataset.examples if ex.split != "train"]
-    points = []
-    for fraction in sorted(f for f in fractions if 0 < f < 1):
-        chosen = [train_examples[i] for i in sorted(order[:max(1, round(fraction * len(train_examples)))])]
-        path = out / "models" / f"{config.model}.curve-{fraction:g}.ckpt"
-        summary = Recognizer(path).meta["training"] if path.exists() else \
-            train(replace(dataset, examples=chosen + rest), path, replace(config, limit=None), feature_cache=cache)
-        points.append({"model": config.model, "train_examples": summary["train_clips"],
-                       "valid_map": summary["valid_map"]})
-    return points + [{"model": config.model, "train_examples": full["train_clips"], "valid_map": full["valid_map"]}]
+    partial = tuple(f for f in fractions if 0 < f < 1)
+    points = learning_curve(dataset, out / "models", config, partial, feature_cache=cache,
+                            prefix=f"{config.model}.curve") if partial else []
+    return points + [{"model": config.model, "fraction": 1.0, "train_examples": full["train_clips"],
+                      "valid_map": full["valid_map"], "seconds": full["seconds"]}]
 
 
 def parameter_count(network: torch.nn.Module) -> int:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from timbrescope.data.dataset import Dataset
 from timbrescope.data.specs import open_dataset
@@ -17,21 +18,27 @@ from timbrescope.train.loop import TrainConfig, train
 
 def learning_curve(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
                    fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
-                   progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
-    """One training run per fraction of the train split (a fixed random subset, nested: each larger
-    subset holds the smaller); returns ``[{"fraction", "train_examples", "valid_map", "seconds"}]``.
-    Checkpoints go to ``out/fraction-<f>.ckpt`` (so a killed curve resumes run by run)."""
+                   progress: Callable[[str, int, int], None] | None = None, feature_cache: dict | None = None,
+                   prefix: str = "fraction") -> list[dict]:
+    """One training run per fraction of the train split (a fixed random subset of the first
+    ``config.limit`` examples, nested: each larger subset holds the smaller); returns
+    ``[{"model", "fraction", "train_examples", "valid_map", "seconds"}]``. Checkpoints go to
+    ``out/<prefix>-<f>.ckpt``; a finished one is reused, so a killed curve resumes run by run."""
     if not fractions or not all(0 < f <= 1 for f in fractions):
         raise ParameterError(f"fractions must lie in (0, 1], got {fractions}")
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
-    train_examples = dataset.split("train")
+    train_examples = dataset.split("train")[:config.limit]
     order = np.random.default_rng(config.seed).permutation(len(train_examples))
     rest = [ex for ex in dataset.examples if ex.split != "train"]
     points = []
     for fraction in sorted(fractions):
         chosen = [train_examples[i] for i in sorted(order[:max(1, round(fraction * len(train_examples)))])]
-        subset = replace(dataset, examples=chosen + rest)
-        summary = train(subset, Path(out) / f"fraction-{fraction:g}.ckpt", config, progress)
-        points.append({"model": config.model, "fraction": fraction, "train_examples": len(chosen),
+        checkpoint = Path(out) / f"{prefix}-{fraction:g}.ckpt"
+        if checkpoint.exists():
+            summary = torch.load(checkpoint, map_location="cpu", weights_only=True)["training"]
+        else:
+            summary = train(replace(dataset, examples=chosen + rest), checkpoint, replace(config, limit=None),
+                            progress, feature_cache)
+        points.append({"model": config.model, "fraction": fraction, "train_examples": summary["train_clips"],
                        "valid_map": summary["valid_map"], "seconds": summary["seconds"]})
     return points
