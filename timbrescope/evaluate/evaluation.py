@@ -47,7 +47,8 @@ def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", window
              progress: Callable[[int, int], None] | None = None) -> tuple[dict, dict]:
     """Evaluate ``recognizer`` (a ``Recognizer``) on ``split`` of ``data`` (a spec or a Dataset).
 
-    Returns ``(metrics, details)``: JSON-ready metrics, and the arrays the report's figures need.
+    Returns ``(metrics, details)``: JSON-ready metrics, and what the report's figures need besides them
+    (``roc`` curves, and ``errors``: up to three misrecognised examples with their frame scores).
     """
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     examples = dataset.split(split)[:limit]
@@ -128,15 +129,14 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
                for t in targets}
     scorable = [t for t in targets if members[t]]
     metrics: dict = {"targets": scorable, "not_scored": [t for t in targets if not members[t]]}
-    details: dict = {"labels": scorable}
+    details: dict = {}
     if scorable:
         truth, score, pred, mask = _target_matrices(scored, scorable, members, detected)
         metrics["multi_label"] = multi_label_metrics(scorable, truth, score, pred, mask)
-        details.update(truth=truth, score=score, mask=mask, roc=roc_curves(scorable, truth, score, mask))
+        details["roc"] = roc_curves(scorable, truth, score, mask)
         single = _single_label(scored, scorable, labels)
         if single:
             metrics["single_label"] = single_label_metrics(*single, scorable)
-            details["single"] = single
         group_map = groups or {family: list(members_) for family, members_ in FAMILIES.items()}
         grouped = _grouped(scored, labels, detected, group_map)
         if grouped:

@@ -67,26 +67,16 @@ def training_history(recognizer) -> list[dict]:
 
 
 def _html(metrics: dict, sections: list[tuple[str, Path]]) -> str:
+    windowed = metrics.get("windows", {})
+    sources = [("", metrics, HEADLINE), ("grouped ", metrics.get("grouped", {}), HEADLINE[:9]),
+               (f"{windowed.get('per_file')} windows/file: ", windowed, HEADLINE[:9])]
     rows = []
-    for view, key, name in HEADLINE:
-        value = metrics.get(view, {}).get(key)
-        if isinstance(value, dict):
-            value = value.get("f1")
-        if value is not None:
-            rows.append(f"<tr><td>{name}</td><td>{value:.3f}</td></tr>")
-    grouped = metrics.get("grouped", {})
-    for view, key, name in HEADLINE[:9]:
-        value = grouped.get(view, {}).get(key)
-        value = value.get("f1") if isinstance(value, dict) else value
-        if value is not None:
-            rows.append(f"<tr><td>grouped {name}</td><td>{value:.3f}</td></tr>")
-    if "windows" in metrics:
-        windowed = metrics["windows"]
-        for view, key, name in HEADLINE[:9]:
-            value = windowed.get(view, {}).get(key)
-            value = value.get("f1") if isinstance(value, dict) else value
+    for prefix, source, entries in sources:
+        for view, key, name in entries:
+            value = source.get(view, {}).get(key)
+            value = value.get("f1") if isinstance(value, dict) else value  # the macro-F1 entry
             if value is not None:
-                rows.append(f"<tr><td>{windowed['per_file']} windows/file: {name}</td><td>{value:.3f}</td></tr>")
+                rows.append(f"<tr><td>{prefix}{name}</td><td>{value:.3f}</td></tr>")
     per_label = metrics.get("multi_label", {}).get("per_label", {})
     label_rows = "".join(
         f"<tr><td>{html.escape(label)}</td><td>{v['positives']}</td><td>{_fmt(v['ap'])}</td><td>{_fmt(v['roc_auc'])}"
