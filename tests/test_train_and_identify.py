@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files
 from timbrescope.synth.example import render_example
-from timbrescope.train.loop import TrainConfig, train
+from timbrescope.train.loop import TrainConfig, _budget_schedule, train
 
 from audio_corpus import BAD, build
 
@@ -65,6 +66,21 @@ def test_killed_training_resumes_to_the_same_weights(corpus, checkpoint, tmp_pat
         (tmp_path / "resumed.ckpt.state").write_bytes(b"")
         torch.save({"config": {}, "labels": []}, tmp_path / "resumed.ckpt.state")
         train(corpus, out, CONFIG)
+
+
+def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_path):
+    config = TrainConfig(epochs=30, budget_seconds=100)
+    optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
+    schedule = _budget_schedule(optimiser, config, epoch_seconds=30, steps_per_epoch=10)  # 3 epochs fit
+    assert schedule.total_steps == 30
+    used = []
+    for _ in range(20):  # the two epochs left
+        used.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        schedule.step()
+    assert max(used) > config.learning_rate / 2 and used[-1] < config.learning_rate * 1e-4
+    summary = train(corpus, tmp_path / "budget.ckpt", replace(config, batch_size=8, budget_seconds=1e-6))
+    assert summary["epochs_run"] == 1
 
 
 def test_identify_json_contract(checkpoint, example, capsys):

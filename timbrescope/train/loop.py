@@ -56,7 +56,7 @@ class TrainConfig:
     mixture_probability: float = 0.3
     seed: int = 0
     limit: int | None = None  # at most this many examples per split (quick experiments)
-    budget_seconds: float | None = None  # stop after the epoch that exceeds this much training time
+    budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
     transfer_from: str | None = None  # checkpoint whose layers (all but the heads) are copied and frozen
 
     def __post_init__(self):
@@ -157,8 +157,7 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_feats.clips) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate,
-                                                   total_steps=config.epochs * steps_per_epoch)
+    schedule = _one_cycle(optimiser, config, config.epochs, steps_per_epoch)
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
@@ -173,16 +172,20 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
 
     for epoch in range(start_epoch, config.epochs):
         spent = sum(h["seconds"] for h in history)
-        if epoch - best["epoch"] > config.patience or (config.budget_seconds and spent >= config.budget_seconds):
+        if (epoch - best["epoch"] > config.patience or epoch >= schedule.total_steps // steps_per_epoch
+                or (config.budget_seconds and spent >= config.budget_seconds)):
             break
         started = time.perf_counter()
         train_loss = _train_epoch(model, train_feats, optimiser, schedule, config, rng,
                                   lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total))
         valid_loss, scores = _evaluate(model, valid_feats, config)
         val_map = _validation_map(valid_feats, scores)
+        seconds = round(time.perf_counter() - started, 1)
+        if epoch == 0 and config.budget_seconds:
+            schedule = _budget_schedule(optimiser, config, seconds, steps_per_epoch)
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5), "valid_loss": round(valid_loss, 5),
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
-                        "seconds": round(time.perf_counter() - started, 1)})
+                        "seconds": seconds})
         if val_map >= best["map"]:  # on a tie the later, longer-trained model
             best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
@@ -191,6 +194,21 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
                            "best": best, "history": history, "rng": rng.bit_generator.state,
                            "torch_rng": torch.get_rng_state()}, state_path)
     return history, best
+
+
+def _one_cycle(optimiser, config: TrainConfig, epochs: int, steps_per_epoch: int):
+    return torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=epochs * steps_per_epoch)
+
+
+def _budget_schedule(optimiser, config: TrainConfig, epoch_seconds: float, steps_per_epoch: int):
+    """After the first epoch of a budgeted run: a one-cycle schedule over as many epochs as the budget
+    holds at that pace (at least the one done), advanced past that epoch, so that the learning rate
+    comes down before the time runs out instead of being cut off at its peak."""
+    epochs = int(min(config.epochs, max(1, config.budget_seconds // max(epoch_seconds, 1e-3))))
+    schedule = _one_cycle(optimiser, config, epochs, steps_per_epoch)
+    for _ in range(steps_per_epoch):
+        schedule.step()
+    return schedule
 
 
 def _fit_classical(model, train_feats: _Features, valid_feats: _Features, config: TrainConfig):

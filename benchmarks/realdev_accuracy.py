@@ -1,0 +1,49 @@
+"""Instrument and family top-1 accuracy on real recordings, per label, with the confusion matrix.
+
+Usage: python benchmarks/realdev_accuracy.py [--manifest ../shared/realdev/MANIFEST.csv] [--model CKPT]
+Scores every row of the manifest (single-label files; drum-kit pieces count as `drum_kit` through the
+taxonomy) with `timbrescope.evaluate`, the code behind `timbrescope evaluate`. A top label outside the
+manifest's labels counts as wrong (open set). Prints Markdown for docs/BENCHMARKS.md. These recordings
+are for validation only: nothing is trained, tuned or chosen on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from timbrescope.evaluate.evaluation import evaluate
+from timbrescope.inference import Recognizer
+
+BARS = {"instrument": 0.60, "family": 0.75}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--manifest", default="../shared/realdev/MANIFEST.csv")
+    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    args = parser.parse_args()
+    recognizer = Recognizer(args.model)
+    started = time.perf_counter()
+    metrics, _ = evaluate(f"manifest:{args.manifest}", recognizer, "all")
+    seconds = time.perf_counter() - started
+    single, family = metrics["single_label"], metrics["grouped"]["single_label"]
+    print(f"model `{recognizer.model_path.name}`, {single['examples']} recordings of {args.manifest}, {seconds:.0f} s\n")
+    print("| view | top-1 | top-3 | bar |\n|---|---|---|---|")
+    for view, result in (("instrument", single), ("family", family)):
+        print(f"| {view} | {result['accuracy']:.3f} | {result.get('top3_accuracy', float('nan')):.3f} "
+              f"| {BARS[view]:.2f} ({'met' if result['accuracy'] >= BARS[view] else 'not met'}) |")
+    print("\n| label | recordings | top-1 (recall) | precision |\n|---|---|---|---|")
+    for label, row in single["per_class"].items():
+        print(f"| {label} | {row['support']} | {row['recall']:.2f} | {row['precision']:.2f} |")
+    confusion = single["confusion"]
+    labels = confusion["labels"]
+    print("\nConfusion (rows: true label, columns: top label; `other`: a label outside the manifest's)\n")
+    print("| true \\ top | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
+    for label, counts in zip(labels, confusion["counts"]):
+        if sum(counts):
+            print(f"| {label} | " + " | ".join(str(c) if c else "." for c in counts) + " |")
+
+
+if __name__ == "__main__":
+    main()
