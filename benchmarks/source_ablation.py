@@ -1,9 +1,10 @@
-"""How much each sound source adds on real recordings: train the default network on equal-size
-subsets of a rendered corpus's training split, each without the clips that use one source, and score
-every run on real recordings (validation only) and on the rendered test bank.
+"""How much each sound source adds on real recordings: train one model (the default network, or a
+quicker registry model as a proxy) on equal-size subsets of a rendered corpus's training split, each
+without the clips that use one source, and score every run on real recordings (validation only) and
+on the rendered test bank.
 
-Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--clips 5000] [--epochs 6]
-       [--out DIR] [--sources "real SFZ libraries,freepats"]
+Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--model random-forest]
+       [--clips 5000] [--epochs 6] [--out DIR] [--sources "real SFZ libraries,freepats"]
 Sources are groups of banks: fluidr3, musescore, freepats, real SFZ libraries (--sfz), hydrogen kits.
 Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
 """
@@ -38,7 +39,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--realdev", required=True, help="data spec of the real recordings (all rows scored)")
     parser.add_argument("--clips", type=int, default=5000, help="training clips per run (equal for all runs)")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--model", default="timbrenet", help="registry name of the model trained in every run")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of a network (ignored by classical models)")
     parser.add_argument("--out", type=Path, default=Path("out/ablation"))
     parser.add_argument("--sources", default=None,
                         help="comma-separated source groups to leave out one at a time (default: every one)")
@@ -58,9 +60,9 @@ def main() -> None:
             continue
         chosen = [pool[i] for i in sorted(np.random.default_rng(0).permutation(len(pool))[:args.clips])]
         started = time.perf_counter()
-        checkpoint = args.out / f"without-{removed.replace(' ', '-')}.ckpt"
+        checkpoint = args.out / f"{args.model}-without-{removed.replace(' ', '-')}.ckpt"
         summary = train(replace(dataset, examples=chosen + rest), checkpoint,
-                        TrainConfig(epochs=args.epochs, patience=args.epochs), feature_cache=cache)
+                        TrainConfig(model=args.model, epochs=args.epochs, patience=args.epochs), feature_cache=cache)
         recognizer = Recognizer(checkpoint)
         real, _ = evaluate(args.realdev, recognizer, "all")
         test, _ = evaluate(dataset, recognizer, "test")
@@ -71,7 +73,8 @@ def main() -> None:
                      "real_map": real.get("multi_label", {}).get("map"),
                      "minutes": round((time.perf_counter() - started) / 60, 1)})
         print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{args.clips} training clips per run, {args.epochs} epochs, timbrenet; realdev: {args.realdev}\n")
+    print(f"\n{args.model}, {args.clips} training clips per run ({args.epochs} epochs for a network); "
+          f"realdev: {args.realdev}\n")
     print("| without | clips available | validation mAP | test-bank mAP | realdev top-1 | realdev family top-1 "
           "| realdev mAP |\n|---|---|---|---|---|---|---|")
     for row in rows:

@@ -71,14 +71,16 @@ def test_killed_training_resumes_to_the_same_weights(corpus, checkpoint, tmp_pat
 def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_path):
     config = TrainConfig(epochs=30, budget_seconds=100)
     optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
-    schedule = _budget_schedule(optimiser, config, epoch_seconds=30, steps_per_epoch=10)  # 3 epochs fit
-    assert schedule.total_steps == 30
+    schedule = _budget_schedule(optimiser, config, step_seconds=2.0, steps_done=20, steps_per_epoch=10)
+    assert schedule.total_steps == 50  # 100 s at 2 s per step, not 30 epochs of 10 steps
     used = []
-    for _ in range(20):  # the two epochs left
+    for _ in range(30):  # the steps left
         used.append(optimiser.param_groups[0]["lr"])
         optimiser.step()
         schedule.step()
     assert max(used) > config.learning_rate / 2 and used[-1] < config.learning_rate * 1e-4
+    short = _budget_schedule(optimiser, config, step_seconds=1000.0, steps_done=3, steps_per_epoch=10)
+    assert short.total_steps == 3 and short.last_epoch == 3  # over budget already: ends with the steps taken
     summary = train(corpus, tmp_path / "budget.ckpt", replace(config, batch_size=8, budget_seconds=1e-6))
     assert summary["epochs_run"] == 1
 

@@ -40,6 +40,9 @@ from timbrescope.models.registry import accepts_features, list_models
 from timbrescope.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 
 
+PACE_STEPS = 20  # steps timed before a budgeted run plans its schedule (or 1/20 of the budget, if sooner)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (saved in the checkpoint)."""
@@ -157,7 +160,7 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_feats.clips) / config.batch_size)
-    schedule = _one_cycle(optimiser, config, config.epochs, steps_per_epoch)
+    schedule = _one_cycle(optimiser, config, config.epochs * steps_per_epoch)
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
@@ -170,22 +173,24 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
 
+    def fit_to_budget(step_seconds: float, steps_done: int):
+        return _budget_schedule(optimiser, config, step_seconds, steps_done, steps_per_epoch)
+
     for epoch in range(start_epoch, config.epochs):
         spent = sum(h["seconds"] for h in history)
-        if (epoch - best["epoch"] > config.patience or epoch >= schedule.total_steps // steps_per_epoch
+        if (epoch - best["epoch"] > config.patience or schedule.last_epoch >= schedule.total_steps
                 or (config.budget_seconds and spent >= config.budget_seconds)):
             break
         started = time.perf_counter()
-        train_loss = _train_epoch(model, train_feats, optimiser, schedule, config, rng,
-                                  lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total))
+        train_loss, schedule = _train_epoch(
+            model, train_feats, optimiser, schedule, config, rng,
+            lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total),
+            fit_to_budget if epoch == 0 and config.budget_seconds else None)
         valid_loss, scores = _evaluate(model, valid_feats, config)
         val_map = _validation_map(valid_feats, scores)
-        seconds = round(time.perf_counter() - started, 1)
-        if epoch == 0 and config.budget_seconds:
-            schedule = _budget_schedule(optimiser, config, seconds, steps_per_epoch)
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5), "valid_loss": round(valid_loss, 5),
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
-                        "seconds": seconds})
+                        "seconds": round(time.perf_counter() - started, 1)})
         if val_map >= best["map"]:  # on a tie the later, longer-trained model
             best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
@@ -196,17 +201,18 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
     return history, best
 
 
-def _one_cycle(optimiser, config: TrainConfig, epochs: int, steps_per_epoch: int):
-    return torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=epochs * steps_per_epoch)
+def _one_cycle(optimiser, config: TrainConfig, total_steps: int):
+    return torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=total_steps)
 
 
-def _budget_schedule(optimiser, config: TrainConfig, epoch_seconds: float, steps_per_epoch: int):
-    """After the first epoch of a budgeted run: a one-cycle schedule over as many epochs as the budget
-    holds at that pace (at least the one done), advanced past that epoch, so that the learning rate
-    comes down before the time runs out instead of being cut off at its peak."""
-    epochs = int(min(config.epochs, max(1, config.budget_seconds // max(epoch_seconds, 1e-3))))
-    schedule = _one_cycle(optimiser, config, epochs, steps_per_epoch)
-    for _ in range(steps_per_epoch):
+def _budget_schedule(optimiser, config: TrainConfig, step_seconds: float, steps_done: int, steps_per_epoch: int):
+    """A one-cycle schedule over as many steps as the time budget holds at ``step_seconds`` per step
+    (at least the ``steps_done`` already taken, at most ``config.epochs`` epochs), advanced past those
+    steps: the learning rate comes down before the time runs out instead of being cut off at its
+    peak, and training stops, mid-epoch if need be, when the schedule ends."""
+    fits = int(config.budget_seconds // max(step_seconds, 1e-6))
+    schedule = _one_cycle(optimiser, config, min(config.epochs * steps_per_epoch, max(steps_done, fits)))
+    for _ in range(steps_done):
         schedule.step()
     return schedule
 
@@ -267,10 +273,13 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
 
 
 def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config: TrainConfig,
-                 rng: np.random.Generator, progress: Callable[[int, int], None]) -> float:
+                 rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None):
+    """One pass over the training clips (cut short when the schedule ends); returns the mean loss and
+    the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
     order = rng.permutation(len(feats.clips))
-    losses = []
+    steps = math.ceil(len(order) / config.batch_size)
+    losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         batch = _augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config, rng)
@@ -282,8 +291,13 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
         optimiser.step()
         schedule.step()
         losses.append(loss.item())
-        progress(step + 1, math.ceil(len(order) / config.batch_size))
-    return float(np.mean(losses))
+        progress(step + 1, steps)
+        elapsed = time.perf_counter() - started
+        if fit_to_budget and (step + 1 in (PACE_STEPS, steps) or elapsed >= config.budget_seconds / 20):
+            schedule, fit_to_budget = fit_to_budget(elapsed / (step + 1), step + 1), None
+        if schedule.last_epoch >= schedule.total_steps:
+            break
+    return float(np.mean(losses)), schedule
 
 
 @torch.no_grad()
