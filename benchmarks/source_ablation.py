@@ -1,7 +1,7 @@
 """How much each sound source adds on real recordings: train one model (the default network, or a
 quicker registry model as a proxy) on equal-size subsets of a rendered corpus's training split, each
-without the clips that use one source, and score every run on real recordings (validation only) and
-on the rendered test bank.
+without the clips that use one source and all with the same number of clips per number of
+instruments, and score every run on real recordings (validation only) and on the rendered test bank.
 
 Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--model random-forest]
        [--clips 5000] [--epochs 6] [--out DIR] [--sources "real SFZ libraries,freepats"]
@@ -34,11 +34,31 @@ def source_of(bank: str) -> str:
     return "hydrogen kits" if bank.startswith("hydrogen_") else "real SFZ libraries"
 
 
+def stratum_quota(pools: list[list], clips: int) -> dict[int, int]:
+    """Clips to draw per number of instruments, the same for every pool: a pool without a big source
+    is mostly clips with few instruments, and that mix (not the source) would otherwise decide how
+    well a run does on single-instrument recordings."""
+    strata = {len(ex.labels) for pool in pools for ex in pool}
+    common = {k: min(sum(len(ex.labels) == k for ex in pool) for pool in pools) for k in strata}
+    scale = min(1.0, clips / max(1, sum(common.values())))
+    return {k: int(n * scale) for k, n in common.items()}
+
+
+def sample_strata(pool: list, quota: dict[int, int]) -> list:
+    """``quota[k]`` clips with k instruments drawn from ``pool`` (seeded), in corpus order."""
+    rng = np.random.default_rng(0)
+    chosen = []
+    for k, n in sorted(quota.items()):
+        stratum = [i for i, ex in enumerate(pool) if len(ex.labels) == k]
+        chosen += [stratum[j] for j in rng.permutation(len(stratum))[:n]]
+    return [pool[i] for i in sorted(chosen)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--realdev", required=True, help="data spec of the real recordings (all rows scored)")
-    parser.add_argument("--clips", type=int, default=5000, help="training clips per run (equal for all runs)")
+    parser.add_argument("--clips", type=int, default=5000, help="at most this many training clips per run (equal for all runs)")
     parser.add_argument("--model", default="timbrenet", help="registry name of the model trained in every run")
     parser.add_argument("--epochs", type=int, default=6, help="epochs of a network (ignored by classical models)")
     parser.add_argument("--out", type=Path, default=Path("out/ablation"))
@@ -51,14 +71,15 @@ def main() -> None:
     sources = {ex.id: {source_of(part["bank"]) for part in ex.metadata["parts"]} for ex in train_examples}
     groups = sorted({s for found in sources.values() for s in found})
     conditions = ["nothing"] + (groups if args.sources is None else [g.strip() for g in args.sources.split(",")])
+    pools = {removed: [ex for ex in train_examples if removed not in sources[ex.id]] for removed in conditions}
+    for removed in [r for r, pool in pools.items() if not pool]:
+        print(f"without {removed}: no training clip left, skipped", flush=True)
+        del pools[removed]
+    quota = stratum_quota(list(pools.values()), args.clips)
     cache: dict = {}
     rows = []
-    for removed in conditions:
-        pool = [ex for ex in train_examples if removed not in sources[ex.id]]
-        if not pool:
-            print(f"without {removed}: no training clip left, skipped", flush=True)
-            continue
-        chosen = [pool[i] for i in sorted(np.random.default_rng(0).permutation(len(pool))[:args.clips])]
+    for removed, pool in pools.items():
+        chosen = sample_strata(pool, quota)
         started = time.perf_counter()
         checkpoint = args.out / f"{args.model}-without-{removed.replace(' ', '-')}.ckpt"
         summary = train(replace(dataset, examples=chosen + rest), checkpoint,
@@ -73,7 +94,8 @@ def main() -> None:
                      "real_map": real.get("multi_label", {}).get("map"),
                      "minutes": round((time.perf_counter() - started) / 60, 1)})
         print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{args.model}, {args.clips} training clips per run ({args.epochs} epochs for a network); "
+    print(f"\n{args.model}, {sum(quota.values())} training clips per run (by number of instruments: {quota}; "
+          f"{args.epochs} epochs for a network); "
           f"realdev: {args.realdev}\n")
     print("| without | clips available | validation mAP | test-bank mAP | realdev top-1 | realdev family top-1 "
           "| realdev mAP |\n|---|---|---|---|---|---|---|")

@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3, or the reference system's")
     train.add_argument("--transfer", default=None, metavar="CKPT",
                        help="copy and freeze all but the output layers of this trained model of the same kind")
-    train.add_argument("--budget-minutes", type=float, default=None, help="stop after the epoch past this time")
+    train.add_argument("--budget-minutes", type=float, default=None,
+                       help="training time to fit the learning-rate schedule and epochs into")
     train.add_argument("--patience", type=int, default=6, help="epochs without improvement before stopping")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, default=None, help="at most this many clips per split")
