@@ -5,7 +5,8 @@ instruments, and score every run on real recordings (validation only) and on the
 
 Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--model random-forest]
        [--clips 5000] [--epochs 6] [--out DIR] [--sources "real SFZ libraries,freepats"]
-Sources are groups of banks: fluidr3, musescore, freepats, real SFZ libraries (--sfz), hydrogen kits.
+Sources are groups of banks: fluidr3, musescore, freepats, stk (with --stk), real SFZ libraries (--sfz),
+hydrogen kits.
 Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
 """
 
@@ -24,7 +25,7 @@ from timbrescope.evaluate.evaluation import evaluate
 from timbrescope.inference import Recognizer
 from timbrescope.train.loop import TrainConfig, train
 
-GM_AND_ENGINES = {"fluidr3", "musescore", "freepats"}
+GM_AND_ENGINES = {"fluidr3", "musescore", "freepats", "stk"}
 
 
 def source_of(bank: str) -> str:
