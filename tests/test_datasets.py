@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import pytest
 import dataset_fixtures as fixtures
 from timbrescope.cli import main
 from timbrescope.data.clips import SkipLog, clip_examples, decode_batches
-from timbrescope.data.dataset import Example, carve_split, merge_segments, window
+from timbrescope.data.dataset import Dataset, Example, carve_split, merge_segments, window
 from timbrescope.data.specs import open_dataset
 from timbrescope.errors import DataError
 
@@ -227,3 +228,13 @@ def test_feature_models_train_and_evaluate_on_precomputed_features(built, model,
     capsys.readouterr()
     assert main(["train", "--data", f"uiowa_mis:{root}", "--model", "timbrenet", "--out", str(tmp_path / "t.ckpt")]) == 2
     assert "holds precomputed features, not audio; models that use them: adaboost, knn, logreg" in capsys.readouterr().err
+
+
+def test_sample_is_a_seeded_random_subset_in_dataset_order():
+    examples = [Example(f"clip{i:02d}", "train" if i < 40 else "test", ("piano",)) for i in range(50)]
+    dataset = Dataset("ordered", Path("."), examples)
+    drawn = dataset.sample("train", 10, seed=3)
+    assert len(drawn) == 10 and drawn == sorted(drawn, key=lambda ex: ex.id)
+    assert drawn == dataset.sample("train", 10, seed=3) != dataset.sample("train", 10, seed=4)
+    assert drawn != examples[:10] and all(ex.split == "train" for ex in drawn)  # not the first ten
+    assert dataset.sample("train", None) == dataset.sample("train", 100) == examples[:40]

@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training time to fit the learning-rate schedule and epochs into")
     train.add_argument("--patience", type=int, default=6, help="epochs without improvement before stopping")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit", type=int, default=None, help="at most this many clips per split")
+    train.add_argument("--limit", type=int, default=None,
+                       help="at most this many clips per split (a seeded random draw)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_cmd_train)
 
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also score N random 5-s windows per file")
     evaluate.add_argument("--groups", type=Path, default=None, metavar="FILE",
                           help='JSON {"group": [labels...]} for the grouped view (default: families)')
-    evaluate.add_argument("--limit", type=int, default=None, help="at most this many examples")
+    evaluate.add_argument("--limit", type=int, default=None, help="at most this many examples (a seeded random draw)")
     evaluate.add_argument("--out", required=True, type=Path, help="folder for metrics.json, report.html, PNGs")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_cmd_evaluate)
@@ -319,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", required=True, type=Path, help="folder for benchmark.json/.md, report.html, models")
     bench.add_argument("--budget-minutes", type=float, default=None, help="training time per model")
     bench.add_argument("--epochs", type=int, default=30, help="at most this many epochs per model")
-    bench.add_argument("--limit", type=int, default=None, help="at most this many examples per split")
+    bench.add_argument("--limit", type=int, default=None,
+                       help="at most this many examples per split (a seeded random draw)")
     bench.add_argument("--realdev", default=None, metavar="SPEC", help="real recordings scored too (every row)")
     bench.add_argument("--curve-fractions", type=float, nargs="*", default=[0.25, 0.5],
                        help="training-set fractions of each learning curve besides the full run")

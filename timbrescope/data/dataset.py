@@ -77,6 +77,15 @@ class Dataset:
                             f"(splits: {', '.join(self.splits()) or 'none'})")
         return chosen
 
+    def sample(self, name: str, limit: int | None, seed: int = 0) -> list[Example]:
+        """At most ``limit`` examples of split ``name``, drawn at random (seeded) and kept in dataset
+        order: the first N would be biased where a dataset is ordered by label (IRMAS folders)."""
+        chosen = self.split(name)
+        if limit is None or limit >= len(chosen):
+            return chosen
+        keep = np.sort(np.random.default_rng(seed).permutation(len(chosen))[:max(limit, 0)])
+        return [chosen[i] for i in keep]
+
     def splits(self) -> list[str]:
         present = {ex.split for ex in self.examples}
         return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))

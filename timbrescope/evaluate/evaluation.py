@@ -51,7 +51,7 @@ def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", window
     (``roc`` curves, and ``errors``: up to three misrecognised examples with their frame scores).
     """
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
-    examples = dataset.split(split)[:limit]
+    examples = dataset.sample(split, limit, seed)
     takes_audio = getattr(recognizer, "takes_audio", True)
     if dataset.has_audio != takes_audio:
         raise DataError(f"{dataset.name} holds {'audio' if dataset.has_audio else 'precomputed features'} but the "

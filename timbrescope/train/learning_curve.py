@@ -20,14 +20,14 @@ def learning_curve(data: str | Path | Dataset, out: Path, config: TrainConfig = 
                    fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
                    progress: Callable[[str, int, int], None] | None = None, feature_cache: dict | None = None,
                    prefix: str = "fraction") -> list[dict]:
-    """One training run per fraction of the train split (a fixed random subset of the first
-    ``config.limit`` examples, nested: each larger subset holds the smaller); returns
-    ``[{"model", "fraction", "train_examples", "valid_map", "seconds"}]``. Checkpoints go to
+    """One training run per fraction of the train split (a fixed random subset of the at most
+    ``config.limit`` examples drawn by ``Dataset.sample``, nested: each larger subset holds the
+    smaller); returns ``[{"model", "fraction", "train_examples", "valid_map", "seconds"}]``. Checkpoints go to
     ``out/<prefix>-<f>.ckpt``; a finished one is reused, so a killed curve resumes run by run."""
     if not fractions or not all(0 < f <= 1 for f in fractions):
         raise ParameterError(f"fractions must lie in (0, 1], got {fractions}")
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
-    train_examples = dataset.split("train")[:config.limit]
+    train_examples = dataset.sample("train", config.limit, config.seed)
     order = np.random.default_rng(config.seed).permutation(len(train_examples))
     rest = [ex for ex in dataset.examples if ex.split != "train"]
     points = []

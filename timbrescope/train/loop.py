@@ -98,8 +98,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train_examples = clip_examples(dataset.split("train")[:config.limit], CLIP_SECONDS)
-    valid_examples = clip_examples(dataset.split("validation")[:config.limit], CLIP_SECONDS)
+    train_examples = clip_examples(dataset.sample("train", config.limit, config.seed), CLIP_SECONDS)
+    valid_examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
     labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
     if not labels:
         raise DataError(f"{dataset.name}: the train split has no labelled example")
