@@ -188,9 +188,12 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
             fit_to_budget if epoch == 0 and config.budget_seconds else None)
         valid_loss, scores = _evaluate(model, valid_feats, config)
         val_map = _validation_map(valid_feats, scores)
+        seconds = round(time.perf_counter() - started, 1)
+        if config.budget_seconds and schedule.last_epoch < schedule.total_steps:  # re-plan at the pace so far
+            schedule = fit_to_budget((spent + seconds) / schedule.last_epoch, schedule.last_epoch)
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 5), "valid_loss": round(valid_loss, 5),
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
-                        "seconds": round(time.perf_counter() - started, 1)})
+                        "seconds": seconds})
         if val_map >= best["map"]:  # on a tie the later, longer-trained model
             best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
@@ -209,7 +212,8 @@ def _budget_schedule(optimiser, config: TrainConfig, step_seconds: float, steps_
     """A one-cycle schedule over as many steps as the time budget holds at ``step_seconds`` per step
     (at least the ``steps_done`` already taken, at most ``config.epochs`` epochs), advanced past those
     steps: the learning rate comes down before the time runs out instead of being cut off at its
-    peak, and training stops, mid-epoch if need be, when the schedule ends."""
+    peak, and training stops, mid-epoch if need be, when the schedule ends. Planned after the first
+    steps and again after every epoch, as the pace becomes known."""
     fits = int(config.budget_seconds // max(step_seconds, 1e-6))
     schedule = _one_cycle(optimiser, config, min(config.epochs * steps_per_epoch, max(steps_done, fits)))
     for _ in range(steps_done):
