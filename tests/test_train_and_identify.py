@@ -8,7 +8,7 @@ import torch
 
 from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
-from timbrescope.inference import Recognizer, audio_files
+from timbrescope.inference import Recognizer, audio_files, median_over_time
 from timbrescope.synth.example import render_example
 from timbrescope.train.loop import TrainConfig, _budget_schedule, train
 
@@ -83,6 +83,14 @@ def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_p
     assert short.total_steps == 3 and short.last_epoch == 3  # over budget already: ends with the steps taken
     summary = train(corpus, tmp_path / "budget.ckpt", replace(config, batch_size=8, budget_seconds=1e-6))
     assert summary["epochs_run"] == 1
+
+
+def test_median_over_time_matches_scipy():
+    from scipy.ndimage import median_filter
+    frames = np.random.default_rng(0).random((37, 5)).astype(np.float32)
+    np.testing.assert_array_equal(median_over_time(frames, 5), median_filter(frames, size=(5, 1), mode="nearest"))
+    np.testing.assert_array_equal(median_over_time(frames[:1], 5), frames[:1])
+    assert median_over_time(frames[:0], 5).shape == (0, 5)
 
 
 def test_identify_json_contract(checkpoint, example, capsys):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import median_filter
 
 from timbrescope.audio import info, is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
@@ -201,7 +200,7 @@ class Recognizer:
         under 0.5 s joined, runs under 0.2 s dropped."""
         segments = []
         gap, shortest = round(MERGE_GAP_SECONDS / self.frame_seconds), round(MIN_SEGMENT_SECONDS / self.frame_seconds)
-        smooth = median_filter(frames, size=(SMOOTH_FRAMES, 1), mode="nearest")
+        smooth = median_over_time(frames, SMOOTH_FRAMES)
         for j, label in enumerate(self.labels):
             if label not in detected:
                 continue
@@ -222,6 +221,17 @@ class Recognizer:
                                      "end": round(b * self.frame_seconds, 3),
                                      "score": round(float(frames[a:b, j].mean()), 4)})
         return sorted(segments, key=lambda s: (s["start"], s["label"]))
+
+
+def median_over_time(frames: np.ndarray, size: int) -> np.ndarray:
+    """Median of each column over ``size`` (odd) frames centred on each frame, edges repeated:
+    ``scipy.ndimage.median_filter(frames, (size, 1), mode="nearest")`` without importing SciPy
+    (~0.25 s and ~30 MB in every CLI run)."""
+    if len(frames) == 0:
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames))
+    padded = torch.cat([x[:1].expand(size // 2, -1), x, x[-1:].expand(size // 2, -1)])
+    return padded.unfold(0, size, 1).median(dim=-1).values.numpy()
 
 
 def identify(source: str | os.PathLike | np.ndarray, sr: int | None = None, model: str | None = None) -> Result:
