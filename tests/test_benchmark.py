@@ -24,6 +24,8 @@ def test_benchmark_runs_every_model_end_to_end_on_the_tiny_corpus(tiny_corpus, t
         assert row["train_seconds"] >= 0 and row["epochs_run"] == 1
         assert row["realdev"]["examples"] == 10
         assert [p["train_examples"] for p in row["learning_curve"]] == [6, 12]
+    knn = next(row for row in result["models"] if row["model"] == "knn")
+    assert knn["parameters"] >= 12 * 120  # its stored examples: 12 training clips x 120 MFCC statistics
     table = (out / "benchmark.md").read_text().splitlines()
     assert table[0] == "| " + " | ".join(title for _, title in COLUMNS) + " |" and len(table) == 2 + len(list_models())
     assert capsys.readouterr().out.startswith(table[0])

@@ -134,6 +134,9 @@ def parameter_count(network: torch.nn.Module) -> int:
     return _fitted_size(pipeline, set())
 
 
+_STORED = ("_fit_X", "_y")  # a neighbours model's training examples and their labels (private in scikit-learn)
+
+
 def _fitted_size(obj, seen: set) -> int:
     if id(obj) in seen:
         return 0
@@ -145,8 +148,8 @@ def _fitted_size(obj, seen: set) -> int:
     if hasattr(obj, "node_count") and hasattr(obj, "threshold"):  # a fitted tree: feature, threshold, value
         return int(obj.node_count * 2 + obj.value.size)
     if hasattr(obj, "get_params"):
-        return sum(_fitted_size(v, seen) for k, v in vars(obj).items() if k.endswith("_") and not k.startswith("_")) \
-            + sum(_fitted_size(step, seen) for step in getattr(obj, "steps", []))
+        fitted = [v for k, v in vars(obj).items() if (k.endswith("_") and not k.startswith("_")) or k in _STORED]
+        return sum(_fitted_size(v, seen) for v in fitted) + sum(_fitted_size(step, seen) for step in getattr(obj, "steps", []))
     return 0
 
 
