@@ -28,7 +28,8 @@ def main() -> None:
     metrics, _ = evaluate(f"manifest:{args.manifest}", recognizer, "all")
     seconds = time.perf_counter() - started
     single, family = metrics["single_label"], metrics["grouped"]["single_label"]
-    print(f"model `{recognizer.model_path.name}`, {single['examples']} recordings of {args.manifest}, {seconds:.0f} s\n")
+    print(f"model `{recognizer.model_path.name}`, {single['examples']} recordings of {args.manifest}, "
+          f"{seconds:.0f} s\n")
     print("| view | top-1 | top-3 | bar |\n|---|---|---|---|")
     for view, result in (("instrument", single), ("family", family)):
         print(f"| {view} | {result['accuracy']:.3f} | {result.get('top3_accuracy', float('nan')):.3f} "

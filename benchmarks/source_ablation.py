@@ -59,7 +59,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--realdev", required=True, help="data spec of the real recordings (all rows scored)")
-    parser.add_argument("--clips", type=int, default=5000, help="at most this many training clips per run (equal for all runs)")
+    parser.add_argument("--clips", type=int, default=5000,
+                        help="at most this many training clips per run (equal for all runs)")
     parser.add_argument("--model", default="timbrenet", help="registry name of the model trained in every run")
     parser.add_argument("--epochs", type=int, default=6, help="epochs of a network (ignored by classical models)")
     parser.add_argument("--out", type=Path, default=Path("out/ablation"))
@@ -84,7 +85,8 @@ def main() -> None:
         started = time.perf_counter()
         checkpoint = args.out / f"{args.model}-without-{removed.replace(' ', '-')}.ckpt"
         summary = train(replace(dataset, examples=chosen + rest), checkpoint,
-                        TrainConfig(model=args.model, epochs=args.epochs, patience=args.epochs), feature_cache=cache)
+                        TrainConfig(model=args.model, epochs=args.epochs, patience=args.epochs),
+                        feature_cache=cache)
         recognizer = Recognizer(checkpoint)
         real, _ = evaluate(args.realdev, recognizer, "all")
         test, _ = evaluate(dataset, recognizer, "test")

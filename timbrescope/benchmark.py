@@ -149,7 +149,8 @@ def _fitted_size(obj, seen: set) -> int:
         return int(obj.node_count * 2 + obj.value.size)
     if hasattr(obj, "get_params"):
         fitted = [v for k, v in vars(obj).items() if (k.endswith("_") and not k.startswith("_")) or k in _STORED]
-        return sum(_fitted_size(v, seen) for v in fitted) + sum(_fitted_size(step, seen) for step in getattr(obj, "steps", []))
+        steps = getattr(obj, "steps", [])
+        return sum(_fitted_size(v, seen) for v in fitted) + sum(_fitted_size(step, seen) for step in steps)
     return 0
 
 
