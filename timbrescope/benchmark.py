@@ -89,12 +89,13 @@ def _run_model(dataset: Dataset, real: Dataset | None, config: TrainConfig, out:
     if checkpoint.exists() and row_file.exists():
         return json.loads(row_file.read_text())
     started = time.perf_counter()
-    if checkpoint.exists():
-        summary = Recognizer(checkpoint).meta["training"]
-    else:
+    reused = checkpoint.exists()
+    if not reused:
         summary = train(dataset, checkpoint, config, feature_cache=cache)
         summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     recognizer = Recognizer(checkpoint)
+    if reused:
+        summary = recognizer.meta["training"]
     started = time.perf_counter()
     metrics, _ = evaluate(dataset, recognizer, "test")
     seconds = time.perf_counter() - started

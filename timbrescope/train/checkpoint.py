@@ -30,7 +30,20 @@ def save_checkpoint(path: Path, model: nn.Module, name: str, thresholds: list[fl
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     """The model in eval mode and the checkpoint's metadata (everything but the weights)."""
-    path = Path(path)
+    payload = _read(Path(path))
+    model = create_model(payload["model"], **payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, _meta(payload, path)
+
+
+def checkpoint_meta(path: Path) -> dict:
+    """The checkpoint's metadata (configuration, thresholds, training summary) without building the model."""
+    return _meta(_read(Path(path)), path)
+
+
+def _read(path: Path) -> dict:
+    """The checkpoint's payload, checked (ModelError for a missing, foreign or other-taxonomy file)."""
     if not path.is_file():
         raise ModelError(f"{path}: no such checkpoint")
     try:
@@ -42,12 +55,11 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     if payload["taxonomy_version"] != TAXONOMY_VERSION:
         raise ModelError(f"{path}: trained on taxonomy v{payload['taxonomy_version']}, this timbrescope "
                          f"uses v{TAXONOMY_VERSION}; retrain it or use a matching timbrescope")
-    model = create_model(payload["model"], **payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    meta = {key: value for key, value in payload.items() if key != "state_dict"}
-    meta["path"] = str(path)
-    return model, meta
+    return payload
+
+
+def _meta(payload: dict, path: Path) -> dict:
+    return {**{key: value for key, value in payload.items() if key != "state_dict"}, "path": str(path)}
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:

@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from timbrescope.data.dataset import Dataset
 from timbrescope.data.specs import open_dataset
 from timbrescope.errors import ParameterError
+from timbrescope.train.checkpoint import checkpoint_meta
 from timbrescope.train.loop import TrainConfig, train
 
 
@@ -35,7 +35,7 @@ def learning_curve(data: str | Path | Dataset, out: Path, config: TrainConfig = 
         chosen = [train_examples[i] for i in sorted(order[:max(1, round(fraction * len(train_examples)))])]
         checkpoint = Path(out) / f"{prefix}-{fraction:g}.ckpt"
         if checkpoint.exists():
-            summary = torch.load(checkpoint, map_location="cpu", weights_only=True)["training"]
+            summary = checkpoint_meta(checkpoint)["training"]
         else:
             summary = train(replace(dataset, examples=chosen + rest), checkpoint, replace(config, limit=None),
                             progress, feature_cache)
