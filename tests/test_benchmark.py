@@ -32,12 +32,26 @@ def test_benchmark_runs_every_model_end_to_end_on_the_tiny_corpus(tiny_corpus, t
     page = (out / "report.html").read_text()
     assert page.count("<tr>") == 1 + len(list_models()) and "data:image/png;base64," in page
     assert (out / "learning_curves.png").stat().st_size > 1000
-    # run again into the same folder: finished models are reused, not retrained
+    # run again into the same folder: finished models are reused, not retrained; a checkpoint trained
+    # elsewhere is scored as a row of its own, like the others
     before = {row["model"]: row for row in result["models"]}
-    assert main(["benchmark", "--data", str(tiny_corpus), "--models", "knn,timbrenet", "--out", str(out),
-                 "--quiet"]) == 0
+    assert main(["benchmark", "--data", str(tiny_corpus), "--models", "knn,timbrenet", "--out", str(out), "--quiet",
+                 "--trained", f"shipped={out / 'models' / 'timbrenet.ckpt'}"]) == 0
     again = json.loads((out / "benchmark.json").read_text())["models"]
-    assert again == [before["knn"], before["timbrenet"]]
+    assert again[:2] == [before["knn"], before["timbrenet"]]
+    shipped = again[2]
+    assert shipped["model"] == "shipped" and shipped["trained_on"] == str(tiny_corpus)
+    assert shipped["test"] == before["timbrenet"]["test"] and shipped["train_seconds"] > 0
+    assert [p["model"] for p in shipped["learning_curve"]] == ["shipped"]
+
+
+@pytest.mark.parametrize("spec, message", [("shipped", "takes NAME=CHECKPOINT"), ("knn=x.ckpt", "already a model"),
+                                           ("mine=nowhere.ckpt", "no checkpoint at nowhere.ckpt")])
+def test_trained_rows_are_checked_before_anything_runs(spec, message, tmp_path, capsys):
+    assert main(["benchmark", "--data", str(tmp_path), "--models", "knn", "--out", str(tmp_path / "b"),
+                 "--trained", spec]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
 
 
 def test_benchmark_reports_models_that_cannot_use_the_data(tmp_path, capsys):

@@ -10,7 +10,7 @@ from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files, median_over_time
 from timbrescope.synth.example import render_example
-from timbrescope.train.loop import TrainConfig, _budget_schedule, train
+from timbrescope.train.loop import TrainConfig, _budget_schedule, epoch_order, train
 
 from audio_corpus import BAD, build
 
@@ -83,6 +83,20 @@ def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_p
     assert short.total_steps == 3 and short.last_epoch == 3  # over budget already: ends with the steps taken
     summary = train(corpus, tmp_path / "budget.ckpt", replace(config, batch_size=8, budget_seconds=1e-6))
     assert summary["epochs_run"] == 1
+
+
+def test_solo_share_sets_the_share_of_single_instrument_draws():
+    clips = torch.zeros(100, 3)
+    clips[:10, 0] = 1  # 10 single-instrument clips
+    clips[10:, :2] = 1  # 90 clips of two instruments
+    rng = np.random.default_rng(0)
+    plain = epoch_order(clips, None, rng)
+    assert sorted(plain) == list(range(100))
+    drawn = np.concatenate([epoch_order(clips, 0.5, rng) for _ in range(50)])
+    assert len(drawn) == 5000 and abs((drawn < 10).mean() - 0.5) < 0.03
+    assert sorted(epoch_order(clips[:10], 0.5, rng)) == list(range(10))  # nothing to balance: a permutation
+    with pytest.raises(ParameterError, match="solo share"):
+        TrainConfig(solo_share=1.0)
 
 
 def test_median_over_time_matches_scipy():
@@ -164,10 +178,11 @@ def test_transfer_copies_and_freezes_everything_but_the_head(corpus, tmp_path, c
     assert main(["train", "--data", str(corpus), "--model", "raw-cnn1d", "--model-config", '{"multi_label": false}',
                  "--epochs", "1", "--quiet", "--out", str(tmp_path / "single.ckpt")]) == 0
     assert main(["train", "--data", str(corpus), "--model", "raw-cnn1d", "--transfer", str(tmp_path / "single.ckpt"),
-                 "--epochs", "2", "--quiet", "--out", str(tmp_path / "multi.ckpt")]) == 0
+                 "--epochs", "2", "--solo-share", "0.4", "--quiet", "--out", str(tmp_path / "multi.ckpt")]) == 0
     single = torch.load(tmp_path / "single.ckpt", weights_only=True)
     multi = torch.load(tmp_path / "multi.ckpt", weights_only=True)
     assert single["config"]["multi_label"] is False and multi["config"]["multi_label"] is True
+    assert single["training"]["config"]["solo_share"] is None and multi["training"]["config"]["solo_share"] == 0.4
     convs = [key for key in multi["state_dict"] if key.startswith("convs.")]
     assert convs and all(torch.equal(multi["state_dict"][k], single["state_dict"][k]) for k in convs)
     assert not torch.equal(multi["state_dict"]["head.weight"], single["state_dict"]["head.weight"])

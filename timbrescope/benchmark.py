@@ -7,6 +7,8 @@ included), inference speed (seconds of test audio per second of wall clock while
 number of learned parameters, and a learning curve (validation mAP against training examples).
 A finished model's checkpoint and row are reused when the benchmark is run again into the same
 folder (so a killed run resumes model by model; delete ``models/NAME.*`` to redo one).
+Checkpoints trained elsewhere (e.g. the shipped model, trained on the same corpus without a
+budget) can be added as rows of their own: scored the same way, with their own training time.
 """
 
 from __future__ import annotations
@@ -46,11 +48,28 @@ def select_models(names: str) -> list[str]:
     return chosen
 
 
+def parse_trained(specs: list[str]) -> dict[str, Path]:
+    """``NAME=CKPT`` pairs -> {row name: checkpoint}; a ParameterError for a malformed pair, a name of a
+    registered model (its row would be ambiguous) or a missing checkpoint."""
+    trained = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ParameterError(f"--trained takes NAME=CHECKPOINT, got {spec!r}")
+        if name in list_models() or name in trained:
+            raise ParameterError(f"--trained row name {name!r} is already a model's row; choose another")
+        if not Path(path).is_file():
+            raise ParameterError(f"--trained {name}: no checkpoint at {path}")
+        trained[name] = Path(path)
+    return trained
+
+
 def benchmark(data: str | Path | Dataset, models: list[str], out: Path, budget_minutes: float | None = None,
               epochs: int = 30, limit: int | None = None, realdev: str | None = None,
               curve_fractions: tuple[float, ...] = (0.25, 0.5), seed: int = 0,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Run the benchmark into folder ``out``; returns what ``out/benchmark.json`` holds."""
+              progress: Callable[[str], None] | None = None, trained: dict[str, Path] | None = None) -> dict:
+    """Run the benchmark into folder ``out``; returns what ``out/benchmark.json`` holds. ``trained``
+    maps row names to checkpoints trained outside the benchmark, scored as extra rows."""
     out = Path(out)
     ensure_writable_folder(out / "models")
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
@@ -68,6 +87,17 @@ def benchmark(data: str | Path | Dataset, models: list[str], out: Path, budget_m
                              **training_defaults(name))
         try:
             rows.append(_run_model(dataset, real, config, out, cache, curve_fractions))
+        except TimbrescopeError as exc:
+            rows.append({"model": name, "error": str(exc)})
+    for name, checkpoint in (trained or {}).items():
+        if progress:
+            progress(name)
+        try:
+            recognizer = Recognizer(checkpoint)
+            summary = recognizer.meta["training"]
+            rows.append(_score(dataset, real, recognizer, name, summary) | {
+                "checkpoint": str(checkpoint), "trained_on": summary.get("data"),
+                "learning_curve": [_full_point(name, summary)]})
         except TimbrescopeError as exc:
             rows.append({"model": name, "error": str(exc)})
     result = {"data": str(dataset.root), "dataset": dataset.name, "realdev": realdev, "budget_minutes": budget_minutes,
@@ -96,12 +126,20 @@ def _run_model(dataset: Dataset, real: Dataset | None, config: TrainConfig, out:
     recognizer = Recognizer(checkpoint)
     if reused:
         summary = recognizer.meta["training"]
+    row = _score(dataset, real, recognizer, config.model, summary)
+    row["learning_curve"] = _learning_curve(dataset, config, out, cache, curve_fractions, summary)
+    atomic_write_text(row_file, json.dumps(row))
+    return row
+
+
+def _score(dataset: Dataset, real: Dataset | None, recognizer: Recognizer, name: str, summary: dict) -> dict:
+    """A trained model's row: test-split metrics, real-audio top-1, speed, size, training figures."""
     started = time.perf_counter()
     metrics, _ = evaluate(dataset, recognizer, "test")
     seconds = time.perf_counter() - started
     test = dataset.split("test")
     audio_seconds = sum(example_length(ex) for ex in test) if dataset.has_audio else None
-    row = {"model": config.model, "top1": metrics.get("single_label", {}).get("accuracy"),
+    row = {"model": name, "top1": metrics.get("single_label", {}).get("accuracy"),
            "f1_macro": metrics.get("multi_label", {}).get("f1_macro"), "map": metrics.get("multi_label", {}).get("map"),
            "real_top1": None, "train_seconds": summary.get("wall_seconds", summary["seconds"]),
            "speed": round(audio_seconds / seconds, 1) if audio_seconds else None,
@@ -111,9 +149,13 @@ def _run_model(dataset: Dataset, real: Dataset | None, config: TrainConfig, out:
         real_metrics, _ = evaluate(real, recognizer, "all")
         row["real_top1"] = real_metrics.get("single_label", {}).get("accuracy")
         row["realdev"] = real_metrics
-    row["learning_curve"] = _learning_curve(dataset, config, out, cache, curve_fractions, summary)
-    atomic_write_text(row_file, json.dumps(row))
     return row
+
+
+def _full_point(name: str, summary: dict) -> dict:
+    """The learning-curve point of a run on the whole training split."""
+    return {"model": name, "fraction": 1.0, "train_examples": summary["train_clips"], "valid_map": summary["valid_map"],
+            "seconds": summary["seconds"]}
 
 
 def _learning_curve(dataset: Dataset, config: TrainConfig, out: Path, cache: dict, fractions: tuple[float, ...],
@@ -122,8 +164,7 @@ def _learning_curve(dataset: Dataset, config: TrainConfig, out: Path, cache: dic
     partial = tuple(f for f in fractions if 0 < f < 1)
     points = learning_curve(dataset, out / "models", config, partial, feature_cache=cache,
                             prefix=f"{config.model}.curve") if partial else []
-    return points + [{"model": config.model, "fraction": 1.0, "train_examples": full["train_clips"],
-                      "valid_map": full["valid_map"], "seconds": full["seconds"]}]
+    return points + [_full_point(config.model, full)]
 
 
 def parameter_count(network: torch.nn.Module) -> int:

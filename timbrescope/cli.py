@@ -103,7 +103,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.models.registry import training_defaults
     from timbrescope.train.loop import TrainConfig, train
 
-    settings = {"batch_size": 64, "learning_rate": 3e-3} | training_defaults(args.model)
+    settings = {"batch_size": 64, "learning_rate": 3e-3, "solo_share": None} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
         model_config = json.loads(args.model_config) if args.model_config else {}
@@ -196,13 +196,13 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from timbrescope.benchmark import benchmark, select_models
+    from timbrescope.benchmark import benchmark, parse_trained, select_models, to_markdown
 
-    models = select_models(args.models)
+    models, trained = select_models(args.models), parse_trained(args.trained)
     result = benchmark(args.data, models, args.out, args.budget_minutes, args.epochs, args.limit, args.realdev,
                        tuple(args.curve_fractions), args.seed,
-                       progress=None if args.quiet else lambda name: print(f"benchmark: {name}", file=sys.stderr))
-    from timbrescope.benchmark import to_markdown
+                       progress=None if args.quiet else lambda name: print(f"benchmark: {name}", file=sys.stderr),
+                       trained=trained)
 
     print(to_markdown(result), end="")
     print(f"written: {args.out / 'benchmark.json'}, {args.out / 'benchmark.md'}, {args.out / 'report.html'}")
@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=None, help="default 64, or the reference system's")
     train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3, or the reference system's")
+    train.add_argument("--solo-share", type=float, default=None, metavar="FRACTION",
+                       help="share of each epoch drawn from single-instrument clips (default: the model's; timbrenet 0.5)")
     train.add_argument("--transfer", default=None, metavar="CKPT",
                        help="copy and freeze all but the output layers of this trained model of the same kind")
     train.add_argument("--budget-minutes", type=float, default=None,
@@ -325,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--realdev", default=None, metavar="SPEC", help="real recordings scored too (every row)")
     bench.add_argument("--curve-fractions", type=float, nargs="*", default=[0.25, 0.5],
                        help="training-set fractions of each learning curve besides the full run")
+    bench.add_argument("--trained", action="append", default=[], metavar="NAME=CKPT",
+                       help="also score a checkpoint trained elsewhere (e.g. the shipped model) as row NAME; repeatable")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(run=_cmd_benchmark)

@@ -50,7 +50,8 @@ def accepts_features(name: str) -> bool:
 
 
 def training_defaults(name: str) -> dict:
-    """Training settings the reference system of model ``name`` used (e.g. batch size, learning rate)."""
+    """Training settings of model ``name``'s recipe (a reference system's batch size and learning rate,
+    timbrenet's share of single-instrument clips)."""
     return dict(getattr(_model_class(name), "training_defaults", {}))
 
 

@@ -35,6 +35,7 @@ class TimbreNet(Recogniser):
     time_pool = 2
     augmentation = "logmel"
     head_names = ("frame_head", "attention")
+    training_defaults = {"solo_share": 0.5}  # half of each epoch single-instrument clips (MODEL.md)
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
                  dropout: float = 0.1, normalisation: str = "global"):

@@ -57,6 +57,7 @@ class TrainConfig:
     frame_loss_weight: float = 0.5
     composer_loss_weight: float = 0.5
     mixture_probability: float = 0.3
+    solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     seed: int = 0
     limit: int | None = None  # at most this many examples per split (quick experiments)
     budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
@@ -66,6 +67,8 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
             raise ParameterError(f"epochs, batch size and learning rate must be positive, got "
                                  f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
+        if self.solo_share is not None and not 0 < self.solo_share < 1:
+            raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
 
 
 @dataclass
@@ -281,7 +284,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     """One pass over the training clips (cut short when the schedule ends); returns the mean loss and
     the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
-    order = rng.permutation(len(feats.clips))
+    order = epoch_order(feats.clips, config.solo_share, rng)
     steps = math.ceil(len(order) / config.batch_size)
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
@@ -302,6 +305,19 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
         if schedule.last_epoch >= schedule.total_steps:
             break
     return float(np.mean(losses)), schedule
+
+
+def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Generator) -> np.ndarray:
+    """The clip indices of one epoch (as many as there are clips ``[n, labels]``): a permutation, or,
+    with ``solo_share``, drawn with replacement so that that share of draws are clips of exactly one
+    instrument (single notes and solo lines; the rest multi-instrument clips) whatever their share in
+    the data."""
+    n = len(clips)
+    solo = (clips > 0.5).sum(dim=1).numpy() == 1
+    if solo_share is None or solo.all() or not solo.any():
+        return rng.permutation(n)
+    weights = np.where(solo, solo_share / solo.sum(), (1 - solo_share) / (~solo).sum())
+    return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
 
 
 @torch.no_grad()
