@@ -103,6 +103,8 @@ def test_median_over_time_matches_scipy():
     from scipy.ndimage import median_filter
     frames = np.random.default_rng(0).random((37, 5)).astype(np.float32)
     np.testing.assert_array_equal(median_over_time(frames, 5), median_filter(frames, size=(5, 1), mode="nearest"))
+    np.testing.assert_array_equal(median_over_time(frames, 5, chunk=7),  # chunk borders inside the file
+                                  median_filter(frames, size=(5, 1), mode="nearest"))
     np.testing.assert_array_equal(median_over_time(frames[:1], 5), frames[:1])
     assert median_over_time(frames[:0], 5).shape == (0, 5)
 
