@@ -140,6 +140,43 @@ def test_stk_bank_plays_each_of_its_labels_in_a_corpus(tmp_path, monkeypatch):
         stk_bank()
 
 
+def test_festival_voices_sing_the_notes_in_time_and_in_tune(monkeypatch, tmp_path):
+    """Each Festival voice sings the written pitches (within a semitone) and its voiced 50-ms frames
+    agree with the notes' intervals in >= 85 % of frames (consonant onsets take the rest)."""
+    from timbrescope.synth.banks import FESTIVAL_VOICES, festival_banks
+    from timbrescope.synth.material import Note
+
+    found = festival_banks()
+    assert [b.name for b in found] == [f"festival-{v}" for v in FESTIVAL_VOICES]
+    renderer = Renderer(22050)
+    coverage, gaps = bank_coverage(found, renderer)
+    assert gaps == [] and all(coverage[b.name] == {"voice": [None]} for b in found)
+    for bank in found:
+        low, high = renderer.pitch_range(bank, "voice")
+        pitches = [low + 3, (low + high) // 2, high - 3]
+        notes = [Note(pitches[0], 100, 0.5, 1.5), Note(pitches[1], 100, 2.0, 3.0), Note(pitches[2], 100, 3.8, 4.8)]
+        audio = renderer.render(bank, Part("voice", notes), None, 5.0)
+        hop = 1102
+        frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+        loud = np.sqrt(np.mean(frames ** 2, axis=1)) > np.sqrt(np.mean(frames ** 2, axis=1)).max() * 10 ** (-30 / 20)
+        written = np.zeros(len(frames), bool)
+        for note in notes:
+            written[round(note.start * 22050 / hop): round(note.end * 22050 / hop)] = True
+        assert np.mean(loud == written) >= 0.85, bank.name
+        for note in notes:  # f0: the first autocorrelation lag within 10 % of the best, in the note's middle 0.4 s
+            centre = round((note.start + note.end) / 2 * 22050)
+            middle = audio[centre - 4410: centre + 4410]
+            ac = np.correlate(middle, middle, "full")[len(middle) - 1:]
+            shortest = int(22050 / 500)
+            candidates = ac[shortest: int(22050 / 60)]
+            first = int(np.argmax(candidates >= 0.9 * candidates.max()))
+            lag = shortest + first + int(np.argmax(candidates[first: first + 8]))
+            assert abs(12 * np.log2(22050 / lag / 440) + 69 - note.pitch) <= 1.0, (bank.name, note.pitch)
+    monkeypatch.setattr(banks_module, "TEXT2WAVE", tmp_path / "absent")
+    with pytest.raises(DataError, match="install the Debian package festival"):
+        festival_banks()
+
+
 @pytest.mark.skipif(not TRAINBANKS.is_dir(), reason="shared/trainbanks not present")
 def test_sfz_banks_from_banks_csv_play_their_label():
     found = sfz_banks(TRAINBANKS)

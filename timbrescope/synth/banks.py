@@ -24,7 +24,8 @@ SPLITS = ("train", "validation", "test")
 @dataclass(frozen=True)
 class Bank:
     """One sound bank. ``engine`` is "fluidsynth" (GM .sf2/.sf3), "sfizz" (one SFZ instrument),
-    "timidity" (a GUS patch set) or "stk" (the STK's physical models).
+    "timidity" (a GUS patch set), "stk" (the STK's physical models) or "festival" (a Festival diphone
+    voice that sings).
 
     ``labels`` are what it can play: every GM-renderable label for a soundfont, one label for an SFZ.
     """
@@ -132,6 +133,32 @@ def stk_bank() -> Bank:
     if not STK_DEMO.is_file():
         raise DataError(f"{STK_DEMO} not found: install the Debian package stk")
     return Bank("stk", STK_DEMO, "stk", "train", tuple(STK_INSTRUMENTS), "stk")
+
+
+TEXT2WAVE = Path("/usr/bin/text2wave")
+FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
+# Festival diphone voices (real recorded diphones, LPC resynthesis) that sing in its singing mode:
+# voice name -> (Debian package, language, lowest and highest MIDI note it sings).
+FESTIVAL_VOICES = {
+    "kal_diphone": ("festvox-kallpc16k", "english", 40, 67),
+    "ked_diphone": ("festvox-kdlpc16k", "english", 40, 67),
+    "pc_diphone": ("festvox-itapc16k", "italian", 40, 67),
+    "lp_diphone": ("festvox-italp16k", "italian", 52, 71),  # Festival 2.5 crashes on notes from C5 up
+}
+
+
+def festival_banks() -> list[Bank]:
+    """One train bank per Festival voice of ``FESTIVAL_VOICES``, each playing ``voice``: sung melodies
+    from recorded human diphones, the solo singing voice that the GM choir pads lack."""
+    if not TEXT2WAVE.is_file():
+        raise DataError(f"{TEXT2WAVE} not found: install the Debian package festival")
+    banks = []
+    for voice, (package, language, *_) in FESTIVAL_VOICES.items():
+        if not (FESTIVAL_VOICE_DIR / language / voice).is_dir():
+            raise DataError(f"Festival voice {voice} not found: install the Debian package {package}")
+        banks.append(Bank(f"festival-{voice}", FESTIVAL_VOICE_DIR / language / voice, "festival", "train",
+                          ("voice",), package))
+    return banks
 
 
 def hydrogen_banks(cache: Path, kits: Path = HYDROGEN_KITS) -> list[Bank]:

@@ -30,7 +30,8 @@ import soundfile as sf
 
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder, temporary_path
-from timbrescope.synth.banks import SPLITS, Bank, freepats_bank, gm_banks, hydrogen_banks, sfz_banks, stk_bank
+from timbrescope.synth.banks import (SPLITS, Bank, festival_banks, freepats_bank, gm_banks, hydrogen_banks, sfz_banks,
+                                     stk_bank)
 from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.render import Renderer
@@ -59,11 +60,13 @@ class Preset:
     score_share: float = 0.25
     freepats: bool = True
     hydrogen_drumkits: bool = True
+    festival_voices: bool = True
 
 
 PRESETS = {
     "tiny": Preset("tiny", {"train": 12, "validation": 4, "test": 4}, clip_seconds=3.0, max_instruments=3,
-                   soundfonts=("fluidr3", "timgm6mb", "csound"), freepats=False, hydrogen_drumkits=False),
+                   soundfonts=("fluidr3", "timgm6mb", "csound"), freepats=False, hydrogen_drumkits=False,
+                   festival_voices=False),
     "small": Preset("small", {"train": 480, "validation": 60, "test": 60}),
     "default": Preset("default", {"train": 15_000, "validation": 1_000, "test": 1_000}),
 }
@@ -88,6 +91,8 @@ class Settings:
             banks.append(freepats_bank())
         if self.preset.hydrogen_drumkits:
             banks += hydrogen_banks(cache)
+        if self.preset.festival_voices:
+            banks += festival_banks()
         if self.stk:
             banks.append(stk_bank())
         for folder in self.sfz_dirs:
@@ -291,13 +296,14 @@ def render_clip(job: ClipJob, settings: Settings, banks: list[Bank], coverage: d
 
 def _pick_source(label: str, banks: list[Bank], coverage: dict, rng: np.random.Generator,
                  sfz_share: float) -> tuple[Bank, int | None]:
-    """A bank and program that play ``label``: a real-sample (SFZ) bank with probability ``sfz_share``
-    where one exists, else any covering bank and one of its programs for the label."""
+    """A bank and program that play ``label``: a bank of real recordings (SFZ samples, Festival's
+    recorded diphones) with probability ``sfz_share`` where one exists, else any covering bank and
+    one of its programs for the label."""
     candidates = [bank for bank in banks if label in coverage[bank.name]]
-    sfz = [bank for bank in candidates if bank.engine == "sfizz"]
-    if sfz and (rng.random() < sfz_share or len(sfz) == len(candidates)):
-        return sfz[int(rng.integers(len(sfz)))], None
-    gm = [bank for bank in candidates if bank.engine != "sfizz"]
+    recorded = [bank for bank in candidates if bank.engine in ("sfizz", "festival")]
+    if recorded and (rng.random() < sfz_share or len(recorded) == len(candidates)):
+        return recorded[int(rng.integers(len(recorded)))], None
+    gm = [bank for bank in candidates if bank.engine not in ("sfizz", "festival")]
     bank = gm[int(rng.integers(len(gm)))]
     programs = coverage[bank.name][label]
     return bank, programs[int(rng.integers(len(programs)))]

@@ -1,5 +1,6 @@
 """Render a ``Part`` with a ``Bank``: FluidSynth for GM soundfonts, sfizz for SFZ instruments,
-TiMidity++ for the freepats patch set, the STK's physical models (``stk-demo``) for the STK bank.
+TiMidity++ for the freepats patch set, the STK's physical models (``stk-demo``) for the STK bank,
+Festival's singing mode (``text2wave -mode singing``) for its diphone voices.
 
 One ``Renderer`` per worker process keeps one synthesiser per bank, each bank loaded once
 (a compressed .sf3 takes seconds to load). Output is mono float32 at the renderer's rate;
@@ -18,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from timbrescope.errors import DataError
-from timbrescope.synth.banks import STK_INSTRUMENTS, Bank
+from timbrescope.synth.banks import FESTIVAL_VOICES, STK_INSTRUMENTS, TEXT2WAVE, Bank
 from timbrescope.synth.material import Part
 from timbrescope.taxonomy import GM_DRUM_CHANNEL, PLAYABLE_RANGE, programs_for
 
@@ -26,6 +27,7 @@ _PITCH_BEND_CENTS = 200.0  # GM default bend range: +-2 semitones over +-8192
 _SFIZZ_BLOCK = 512
 _FLUID_BLOCK = 64
 _SFIZZ_SAMPLE_QUALITY = 2  # 0 nearest, 1 linear, 2 polynomial, 3-10 sinc
+FESTIVAL_BEAT_SCALE = 0.837  # seconds Festival's singing mode plays per nominal second (tests/test_synth.py)
 
 
 def _bend(cents: int) -> int:
@@ -223,6 +225,50 @@ class _StkBank:
             f"stk-demo on {part.label}", n)
 
 
+class _FestivalBank:
+    """A Festival diphone voice singing a part (one syllable per note, monophonic: a note ends where
+    the next begins) through ``text2wave -mode singing``; the syllable of each note is a function of
+    its pitch and start, so rendering stays deterministic. Festival's singing mode plays every beat
+    ``FESTIVAL_BEAT_SCALE`` of the nominal 60/BPM seconds (measured: 0.837), which the tempo undoes."""
+
+    SYLLABLES = {"english": ("la", "da", "na", "ma", "oh", "ah", "ooh", "love", "you", "night", "heart", "home",
+                             "sky", "free", "dream", "sun", "day", "go", "see", "me", "way", "blue"),
+                 "italian": ("la", "ma", "no", "si", "mi", "do", "re", "sol", "a", "o", "per", "te", "tu",
+                             "ciel", "mar", "cor", "ben", "non", "fa", "va")}
+    NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+
+    def __init__(self, bank: Bank, sr: int):
+        self._voice = bank.path.name
+        _, self._language, low, high = FESTIVAL_VOICES[self._voice]
+        self.keys = range(low, high + 1)
+
+    def render(self, part: Part, program: int | None, n: int, sr: int) -> np.ndarray:
+        words = self.SYLLABLES[self._language]
+        beats = 60.0 * FESTIVAL_BEAT_SCALE
+        lines, now = [], 0.0
+        notes = sorted(part.notes, key=lambda note: note.start)
+        for i, note in enumerate(notes):
+            end = min(note.end, notes[i + 1].start) if i + 1 < len(notes) else note.end
+            if end - note.start < 0.05:
+                continue
+            if note.start > now + 0.01:
+                lines.append(f'<REST BEATS="{note.start - now:.3f}"></REST>')
+            # Festival's octave numbers run one above scientific pitch (its G4 sings MIDI 55).
+            name = f"{self.NAMES[note.pitch % 12]}{note.pitch // 12}"
+            word = words[(note.pitch * 7 + round(note.start * 1000)) % len(words)]
+            lines.append(f'<DURATION BEATS="{end - note.start:.3f}"><PITCH NOTE="{name}">{word}</PITCH></DURATION>')
+            now = end
+        if not lines:
+            return np.zeros(n, np.float32)
+        score = ('<?xml version="1.0"?>\n<!DOCTYPE SINGING PUBLIC "-//SINGING//DTD SINGING mark up//EN" '
+                 f'"Singing.v0_1.dtd" []>\n<SINGING BPM="{beats:.3f}">\n' + "\n".join(lines) + "\n</SINGING>\n")
+        return _run_program(
+            "part.xml", lambda path: path.write_text(score),
+            lambda path, wav: [str(TEXT2WAVE), "-mode", "singing", "-eval", f"(voice_{self._voice})",
+                               "-F", str(sr), "-o", str(wav), str(path)],
+            f"festival ({self._voice}) on {part.label}", n)
+
+
 def _run_program(score_name: str, write_score, command, what: str, n: int) -> np.ndarray:
     """Write a score with ``write_score(path)``, run ``command(score, wav)`` (a program that renders it to
     a WAV file) in a temporary folder, and return the audio cut or padded to ``n`` samples."""
@@ -255,9 +301,9 @@ class Renderer:
 
     def __init__(self, sr: int):
         self.sr = sr
-        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank] = {}
+        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank] = {}
 
-    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank:
+    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank:
         key = (bank.engine, str(bank.path))
         if key not in self._loaded:
             self._loaded[key] = _ENGINES[bank.engine](bank, self.sr)
@@ -266,15 +312,16 @@ class Renderer:
     def programs(self, bank: Bank, label: str) -> list[int | None]:
         """The programs of ``bank`` that play ``label``: GM program numbers, or [None] for the
         drum kit and for SFZ instruments (which play one thing)."""
-        if bank.engine in ("sfizz", "stk") or label == "drum_kit":
+        if bank.engine in ("sfizz", "stk", "festival") or label == "drum_kit":
             return [None] if label in bank.labels else []
         engine = self._engine(bank)
         return [p.number for p in programs_for(label) if engine.has_program(p.number)]
 
     def pitch_range(self, bank: Bank, label: str) -> tuple[int, int]:
-        """The notes ``bank`` can play for ``label``: the label's range, narrowed to an SFZ's mapped keys."""
+        """The notes ``bank`` can play for ``label``: the label's range, narrowed to an SFZ's mapped keys
+        or a Festival voice's singing range."""
         low, high = PLAYABLE_RANGE[label]
-        if bank.engine == "sfizz" and label != "drum_kit":
+        if bank.engine in ("sfizz", "festival") and label != "drum_kit":
             keys = self._engine(bank).keys
             low, high = max(low, min(keys)), min(high, max(keys))
         return low, high
@@ -284,4 +331,5 @@ class Renderer:
         return self._engine(bank).render(part, program, round(seconds * self.sr), self.sr)
 
 
-_ENGINES = {"fluidsynth": _FluidSynthBank, "sfizz": _SfizzBank, "timidity": _TimidityBank, "stk": _StkBank}
+_ENGINES = {"fluidsynth": _FluidSynthBank, "sfizz": _SfizzBank, "timidity": _TimidityBank, "stk": _StkBank,
+            "festival": _FestivalBank}
