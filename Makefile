@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Sound sources of the rendered corpus: FluidSynth and the General-MIDI soundfonts, TiMidity++ with
-# the freepats patches, the Hydrogen drum kits (real drum recordings) and the STK physical models.
+# the freepats patches, the Hydrogen drum kits (real drum recordings), the STK physical models and
+# Festival with four diphone voices (sung melodies for the voice label).
 DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont \
-	csound-soundfont timidity freepats hydrogen-drumkits stk
+	csound-soundfont timidity freepats hydrogen-drumkits stk \
+	festival festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k
 # The test set-up also opens evaluation reports in headless Chromium.
 TEST_DEB_PACKAGES := chromium chromium-driver
 DEMO_DIR := out/demo
@@ -52,6 +54,7 @@ test: setup $(STAMPS)/apt-test
 model: setup
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 $(SFZ_ARGS)
 	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --out $(SHIPPED_MODEL) --epochs $(MODEL_EPOCHS)
+	$(BIN)/timbrescope export --model $(SHIPPED_MODEL)
 
 clean:
 	rm -rf $(STAMPS) $(VENV) out build *.egg-info

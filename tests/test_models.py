@@ -103,8 +103,28 @@ def test_checkpoint_of_another_taxonomy_or_not_a_checkpoint_is_refused(tmp_path)
 def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmin, fmax):
     import librosa
 
-    from timbrescope.features.frontend import mel_filterbank
+    from timbrescope.features import mel_filterbank
 
     ours = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
     theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("samples", [110_250, 3_000, 100])
+def test_log_mel_equals_a_torch_stft_log_mel(samples):
+    """The numpy front-end (used in training and inference) against the same definition in torch."""
+    from timbrescope.features import FrontendConfig, log_mel, mel_filterbank
+
+    config = FrontendConfig()
+    waveform = np.random.default_rng(samples).standard_normal((2, samples)).astype(np.float32) * 0.1
+    ours = log_mel(waveform, config)
+    x = torch.from_numpy(waveform)
+    if samples <= config.n_fft // 2:
+        x = torch.nn.functional.pad(x, (0, config.n_fft // 2 + 1 - samples))
+    spec = torch.stft(x, config.n_fft, config.hop_length, window=torch.hann_window(config.n_fft), center=True,
+                      pad_mode="reflect", return_complex=True).abs().square()
+    mel = torch.from_numpy(mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax))
+    reference = torch.log(mel @ spec + 1e-6).numpy()
+    assert ours.shape == reference.shape == (2, 64, max(samples, 513) // 441 + 1) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, atol=2e-3)
+    assert np.abs(ours - reference).mean() < 1e-4

@@ -221,3 +221,48 @@ def test_learning_curve_command_trains_on_nested_fractions(corpus, tmp_path, cap
     assert all(0 <= p["valid_map"] <= 1 for p in points) and (out / "learning_curve.png").stat().st_size > 1000
     assert capsys.readouterr().out.splitlines()[0].strip().startswith("6 training examples: validation mAP")
     assert main(["learning-curve", "--data", str(corpus), "--fractions", "0", "--out", str(out)]) == 2
+
+
+def test_exported_onnx_model_identifies_as_its_checkpoint(checkpoint, example, tmp_path, capsys):
+    """`timbrescope export` writes an ONNX model whose results equal the checkpoint's (scores to 1e-4,
+    the same segments); errors are one line."""
+    onnx_path = tmp_path / "tiny.onnx"
+    assert main(["export", "--model", str(checkpoint), "--out", str(onnx_path)]) == 0
+    assert "tiny.onnx: timbrenet with" in capsys.readouterr().out
+    by_torch, by_onnx = Recognizer(checkpoint).identify(example), Recognizer(onnx_path).identify(example)
+    assert by_onnx.labels == by_torch.labels and by_onnx.thresholds == by_torch.thresholds
+    np.testing.assert_allclose(by_onnx.frames, by_torch.frames, atol=1e-4)
+    assert [i["label"] for i in by_onnx.instruments[:5]] == [i["label"] for i in by_torch.instruments[:5]]
+    assert by_onnx.segments == by_torch.segments and by_onnx.model == str(onnx_path)
+    assert main(["export", "--model", str(tmp_path / "missing.ckpt")]) == 2
+    assert capsys.readouterr().err.strip().endswith("missing.ckpt: no such checkpoint")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert main(["identify", "--model", str(tmp_path / "junk.onnx"), str(example)]) == 2
+    assert capsys.readouterr().err.strip() == f"timbrescope: error: {tmp_path / 'junk.onnx'}: not a timbrescope ONNX model (InvalidProtobuf)"
+
+
+def test_only_log_mel_models_export(corpus, tmp_path, capsys):
+    train(corpus, tmp_path / "mlp.ckpt", TrainConfig(model="mfcc-mlp", epochs=1, batch_size=8))
+    assert main(["export", "--model", str(tmp_path / "mlp.ckpt")]) == 2
+    assert "only models with the log-mel front-end export to ONNX; mfcc-mlp has none" in capsys.readouterr().err
+    assert not (tmp_path / "mlp.onnx").exists()
+
+
+def test_shipped_onnx_model_is_the_shipped_checkpoint_and_runs_without_torch(example):
+    """The default model is the export of the shipped checkpoint (its SHA-256 recorded in the ONNX
+    metadata), and identifying with it never imports PyTorch."""
+    import subprocess
+    import sys
+
+    from timbrescope.inference import default_model_path, default_onnx_path
+    from timbrescope.train.checkpoint import file_sha256
+
+    recognizer = Recognizer()
+    assert recognizer.model_path == default_onnx_path() and recognizer.network is None
+    assert recognizer.meta["checkpoint_sha256"] == file_sha256(default_model_path())
+    by_torch = Recognizer(default_model_path()).identify(example)
+    np.testing.assert_allclose(recognizer.identify(example).frames, by_torch.frames, atol=1e-4)
+    code = ("import sys, json; from timbrescope.inference import identify; "
+            f"r = identify({str(example)!r}); print(json.dumps([r.model, 'torch' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == ["default", False]

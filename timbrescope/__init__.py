@@ -5,13 +5,13 @@ Layers (data flows one way):
 - ``timbrescope.errors``     the exception family (TimbrescopeError > ParameterError, AudioError, DataError, ModelError)
 - ``timbrescope.taxonomy``   labels, families, General-MIDI and dataset label maps (versioned)
 - ``timbrescope.audio``      info / load / stream / resample for any supported audio file
-- ``timbrescope.features``   the log-mel front-end (a torch layer)
+- ``timbrescope.features``   the log-mel spectrogram (numpy; a model layer in ``features.frontend``)
 - ``timbrescope.synth``      the rendered training corpus (banks, material, rendering, effects)
 - ``timbrescope.data``       rendered corpora and manifests as examples with targets
 - ``timbrescope.models``     model registry (``create_model``, ``list_models``) and networks
 - ``timbrescope.train``      training loop and checkpoints
 - ``timbrescope.evaluate``   metrics and evaluations
-- ``timbrescope.inference``  ``Recognizer`` and ``identify``: clip scores, frame scores, segments
+- ``timbrescope.inference``  ``Recognizer`` and ``identify``: clip scores, frame scores, segments (ONNX Runtime or PyTorch)
 - ``timbrescope.cli``        the ``timbrescope`` command (a thin wrapper)
 """
 

@@ -128,6 +128,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from timbrescope.train.checkpoint import export_checkpoint
+
+    out = args.out or args.model.with_suffix(".onnx")
+    meta = export_checkpoint(args.model, out)
+    print(f"{out}: {meta['model']} with {len(meta['config']['labels'])} labels, for ONNX Runtime "
+          f"(checkpoint sha256 {meta['checkpoint_sha256'][:12]})")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from timbrescope.evaluate.evaluation import evaluate, load_groups
     from timbrescope.evaluate.report import write_report
@@ -292,9 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (walked)")
     identify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     identify.add_argument("--frames", action="store_true", help="with --json: frame probabilities too")
-    identify.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    identify.add_argument("--model", default=None,
+                          help="a .ckpt checkpoint or an exported .onnx model (default: the shipped model)")
     identify.add_argument("--threshold", type=float, default=None, help="one threshold for every label")
     identify.set_defaults(run=_cmd_identify)
+
+    export = commands.add_parser("export", help="export a checkpoint to ONNX, to identify without PyTorch")
+    export.add_argument("--model", required=True, type=Path, help="a .ckpt checkpoint of a log-mel model")
+    export.add_argument("--out", type=Path, default=None, help="the .onnx file (default: beside the checkpoint)")
+    export.set_defaults(run=_cmd_export)
 
     evaluate = commands.add_parser("evaluate", help="metrics and an HTML report of a model on a dataset")
     evaluate.add_argument("--data", required=True, metavar="SPEC", help="as for train; e.g. manifest:realdev.csv")

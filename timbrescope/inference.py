@@ -7,23 +7,26 @@ frame probabilities (every 40 ms) give the timeline of the detected instruments.
 -60 dBFS RMS count as silence (all scores 0), because normalisation would otherwise amplify the
 noise floor. A recording's remainder is analysed as the last 5 s of the recording; only inputs
 shorter than 5 s are padded, with silence.
+
+Two backends compute the probabilities: ONNX Runtime for an exported ``.onnx`` model (the shipped
+default: the numpy log-mel front-end, then the network; PyTorch is never imported, which saves its
+1.3-3 s import in every CLI run), and PyTorch for a ``.ckpt`` checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from timbrescope.audio import info, is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
-from timbrescope.models.fusion import fuse_batchnorm
-from timbrescope.taxonomy import families, target_family
-from timbrescope.train.checkpoint import load_checkpoint
+from timbrescope.features import FrontendConfig, log_mel
+from timbrescope.taxonomy import TAXONOMY_VERSION, families, target_family
 
 WINDOW_SECONDS = 5.0
 SILENCE_DBFS = -60.0
@@ -34,8 +37,76 @@ SMOOTH_FRAMES = 5  # median filter over 200 ms before thresholding frames
 
 
 def default_model_path() -> Path:
-    """The pretrained model shipped inside the package."""
-    return Path(str(resources.files("timbrescope.models") / "pretrained" / "timbrenet-default.ckpt"))
+    """The pretrained model shipped inside the package (its PyTorch checkpoint)."""
+    return Path(str(resources.files("timbrescope") / "models" / "pretrained" / "timbrenet-default.ckpt"))
+
+
+def default_onnx_path() -> Path:
+    """The shipped model exported to ONNX (``timbrescope export``), which ``Recognizer()`` runs."""
+    return default_model_path().with_suffix(".onnx")
+
+
+class _OnnxNetwork:
+    """An exported model on ONNX Runtime: waveform windows -> numpy log-mel -> probabilities."""
+
+    def __init__(self, path: Path):
+        import onnxruntime  # imported here: a PyTorch checkpoint never needs it
+
+        options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            meta = json.loads(self.session.get_modelmeta().custom_metadata_map["timbrescope"])
+        except Exception as exc:  # ONNX Runtime raises its own types for a file that is not a model
+            raise ModelError(f"{path}: not a timbrescope ONNX model ({type(exc).__name__})") from None
+        if meta["taxonomy_version"] != TAXONOMY_VERSION:
+            raise ModelError(f"{path}: trained on taxonomy v{meta['taxonomy_version']}, this timbrescope "
+                             f"uses v{TAXONOMY_VERSION}; export a matching model")
+        self.meta = {**meta, "path": str(path)}
+        self.labels = list(meta["config"]["labels"])
+        self.frontend = FrontendConfig(**meta["config"]["frontend"])
+        self.sample_rate, self.frame_seconds = meta["sample_rate"], meta["frame_seconds"]
+        self.frame_level, self.composers = meta["frame_level"], list(meta["composers"])
+        self.network = None  # no PyTorch module behind it
+
+    def probabilities(self, windows: np.ndarray) -> list[np.ndarray]:
+        """``[clip [batch, labels], frames [batch, frames, labels]]`` (+ composers) of ``[batch, samples]``."""
+        return self.session.run(None, {"log_mel": log_mel(windows, self.frontend)})
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        raise ModelError(f"{self.meta['path']}: an ONNX model scores audio, not precomputed features")
+
+
+class _TorchNetwork:
+    """A PyTorch checkpoint (batch norm folded into the convolutions): windows -> probabilities."""
+
+    def __init__(self, path: Path):
+        import torch  # imported here: the shipped ONNX model never needs it
+
+        from timbrescope.models.fusion import fuse_batchnorm
+        from timbrescope.train.checkpoint import load_checkpoint
+
+        self._torch = torch
+        torch.set_flush_denormal(True)  # denormal activations slow CPU convolutions by 10-20 %
+        network, self.meta = load_checkpoint(path)
+        self.network = fuse_batchnorm(network)
+        self.labels = list(network.labels)
+        self.sample_rate, self.frame_level, self.frame_seconds = network.sample_rate, network.frame_level, network.frame_seconds
+        self.composers = list(getattr(network, "composers", []))
+
+    def probabilities(self, windows: np.ndarray) -> list[np.ndarray]:
+        with self._torch.inference_mode():
+            out = self.network(self._torch.from_numpy(windows))
+            scores = [self.network.probabilities(out["clip_logits"]).numpy(),
+                      self.network.probabilities(out["frame_logits"]).numpy()]
+            if "composer_logits" in out:
+                scores.append(self._torch.softmax(out["composer_logits"], dim=-1).numpy())
+        return scores
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            logits = self.network.forward_features(self._torch.from_numpy(np.asarray(features, np.float32)))
+            return self.network.probabilities(logits["clip_logits"]).numpy()
 
 
 @dataclass
@@ -70,43 +141,45 @@ class Result:
 
 
 class Recognizer:
-    """Loads a checkpoint once (the shipped model by default) and identifies instruments.
+    """Loads a model once and identifies instruments: the shipped model by default (on ONNX Runtime),
+    an exported ``.onnx`` model, or a PyTorch ``.ckpt`` checkpoint.
 
-    ``threshold`` overrides every per-label threshold stored in the checkpoint.
+    ``threshold`` overrides every per-label threshold stored in the model.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threshold: float | None = None):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ParameterError(f"threshold must be in 0..1, got {threshold}")
-        self.model_path = Path(model) if model is not None else default_model_path()
-        torch.set_flush_denormal(True)  # denormal activations slow CPU convolutions by 10-20 %
-        network, self.meta = load_checkpoint(self.model_path)
-        self.network = fuse_batchnorm(network)
-        self.labels: list[str] = list(self.network.labels)
+        self.model_path = Path(model) if model is not None else default_onnx_path()
+        if self.model_path.suffix == ".onnx":
+            if not self.model_path.is_file():
+                raise ModelError(f"{self.model_path}: no such model")
+            self._backend: _OnnxNetwork | _TorchNetwork = _OnnxNetwork(self.model_path)
+        else:
+            self._backend = _TorchNetwork(self.model_path)
+        self.meta, self.network = self._backend.meta, self._backend.network
+        self.labels: list[str] = self._backend.labels
         stored = self.meta["thresholds"]
         self.thresholds = {label: float(threshold if threshold is not None else stored[i])
                            for i, label in enumerate(self.labels)}
-        self.sample_rate = self.network.sample_rate
-        self.frame_seconds = self.network.frame_seconds
-        self.composers: list[str] = list(getattr(self.network, "composers", []))
+        self.sample_rate, self.frame_seconds = self._backend.sample_rate, self._backend.frame_seconds
+        self.composers: list[str] = self._backend.composers
         self._frames_per_window = max(1, round(WINDOW_SECONDS / self.frame_seconds))
         self._window = round(WINDOW_SECONDS * self.sample_rate) if self.sample_rate else 0
 
     @property
     def frame_level(self) -> bool:
         """Whether frame scores carry time resolution (else one frame per 5-s window)."""
-        return self.network.frame_level
+        return self._backend.frame_level
 
     @property
     def takes_audio(self) -> bool:
         """False for a model fitted on a dataset's precomputed features (see ``score_features``)."""
         return self.sample_rate is not None
 
-    @torch.inference_mode()
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """Clip probabilities ``[n, labels]`` of precomputed feature vectors ``[n, dim]``."""
-        return self.network.probabilities(self.network.forward_features(torch.from_numpy(
-            np.asarray(features, np.float32)))["clip_logits"]).numpy()
+        return self._backend.score_features(features)
 
     def identify(self, source: str | os.PathLike | np.ndarray, sr: int | None = None) -> Result:
         """Identify the instruments in a file (streamed) or in a mono/multichannel array at ``sr`` Hz."""
@@ -153,7 +226,7 @@ class Recognizer:
             mean = np.mean(composer_probs, axis=0)
             composers = sorted(({"label": name, "score": round(float(mean[i]), 4)} for i, name in enumerate(self.composers)),
                                key=lambda item: -item["score"])
-        return Result(path, duration, self.meta["path"] if self.model_path != default_model_path() else "default",
+        return Result(path, duration, self.meta["path"] if self.model_path != default_onnx_path() else "default",
                       instruments, family_list, self._segments(frames, detected), frames, times, self.labels,
                       self.thresholds, composers)
 
@@ -176,16 +249,14 @@ class Recognizer:
             else:
                 yield np.concatenate([previous, carry])[-self._window:], seconds, True
 
-    @torch.inference_mode()
     def _forward(self, windows: list[tuple[np.ndarray, float, bool]], clip_probs: list, frame_probs: list,
                  composer_probs: list) -> None:
         """Run equal-length windows as one batch; append their clip probabilities, the frame
         probabilities of their new audio and, for models with a composer head, composer probabilities."""
-        out = self.network(torch.from_numpy(np.stack([w for w, *_ in windows])))
-        clips = self.network.probabilities(out["clip_logits"]).numpy()
-        frames = self.network.probabilities(out["frame_logits"]).numpy()[:, : self._frames_per_window]
-        if "composer_logits" in out:
-            composer_probs.extend(torch.softmax(out["composer_logits"], dim=-1).numpy())
+        clips, frames, *composers = self._backend.probabilities(np.stack([w for w, *_ in windows]))
+        frames = frames[:, : self._frames_per_window]
+        if composers:
+            composer_probs.extend(composers[0])
         for i, (w, seconds, at_end) in enumerate(windows):
             keep = min(self._frames_per_window, max(1, round(seconds / self.frame_seconds)))
             new = slice(self._frames_per_window - keep, None) if at_end else slice(0, keep)
@@ -226,17 +297,17 @@ class Recognizer:
 def median_over_time(frames: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
     """Median of each column over ``size`` (odd) frames centred on each frame, edges repeated:
     ``scipy.ndimage.median_filter(frames, (size, 1), mode="nearest")`` without importing SciPy
-    (0.56-0.69 s and 18 MB in every CLI run, measured here with torch already loaded). Computed
-    ``chunk`` frames at a time, so the ``size``-fold window copies stay small for hours of frames."""
+    (0.56-0.69 s and 18 MB in every CLI run, measured with torch loaded). Computed ``chunk`` frames
+    at a time, so the ``size``-fold window copies stay small for hours of frames."""
     if len(frames) == 0:
         return frames
     half = size // 2
-    x = torch.from_numpy(np.ascontiguousarray(frames))
-    padded = torch.cat([x[:1].expand(half, -1), x, x[-1:].expand(half, -1)])
+    padded = np.concatenate([np.repeat(frames[:1], half, axis=0), frames, np.repeat(frames[-1:], half, axis=0)])
     smooth = np.empty_like(frames)
     for start in range(0, len(frames), chunk):
         stop = min(start + chunk, len(frames))
-        smooth[start:stop] = padded[start:stop + 2 * half].unfold(0, size, 1).median(dim=-1).values.numpy()
+        windows = np.lib.stride_tricks.sliding_window_view(padded[start:stop + 2 * half], size, axis=0)
+        smooth[start:stop] = np.median(windows, axis=-1)
     return smooth
 
 

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from timbrescope.data.clips import CLIP_SECONDS
-from timbrescope.features import FrontendConfig, LogMel
+from timbrescope.features import FrontendConfig
+from timbrescope.features.frontend import LogMel
 from timbrescope.features.classic import SEQUENCE_DIM, SUMMARY_DIM, ClassicConfig, SequenceFrontend, SummaryFrontend
 from timbrescope.models.base import Recogniser, clip_outputs
 from timbrescope.models.registry import register_model

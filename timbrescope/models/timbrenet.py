@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from timbrescope.features import FrontendConfig, LogMel
+from timbrescope.features import FrontendConfig
+from timbrescope.features.frontend import LogMel
 from timbrescope.models.base import Recogniser
 from timbrescope.models.registry import register_model
 

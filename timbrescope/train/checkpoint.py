@@ -6,6 +6,7 @@ file, then rename), so a kill never leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch import nn
 from timbrescope.errors import ModelError
 from timbrescope.fileio import temporary_path
 from timbrescope.models import create_model
+from timbrescope.models.onnx_export import export_onnx
 from timbrescope.taxonomy import TAXONOMY_VERSION
 
 CHECKPOINT_FORMAT = 1
@@ -40,6 +42,23 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
 def checkpoint_meta(path: Path) -> dict:
     """The checkpoint's metadata (configuration, thresholds, training summary) without building the model."""
     return _meta(_read(Path(path)), path)
+
+
+def export_checkpoint(path: Path, out: Path) -> dict:
+    """Export a checkpoint's network to ONNX at ``out`` (``timbrescope.models.onnx_export``) with its
+    metadata, the frame rate and the SHA-256 of the checkpoint file; returns that metadata."""
+    model, meta = load_checkpoint(path)
+    meta = {**{key: value for key, value in meta.items() if key != "path"}, "checkpoint": Path(path).name,
+            "checkpoint_sha256": file_sha256(Path(path)), "sample_rate": model.sample_rate,
+            "frame_seconds": model.frame_seconds, "frame_level": model.frame_level,
+            "composers": list(getattr(model, "composers", []))}
+    export_onnx(model, meta, Path(out))
+    return meta
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _read(path: Path) -> dict:
