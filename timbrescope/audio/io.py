@@ -115,9 +115,16 @@ def stream(path: str | os.PathLike, sr: int, block_seconds: float = 10.0) -> Ite
     if block < 1:
         raise ParameterError(f"block_seconds must give at least one sample at {sr} Hz, got {block_seconds}")
     with _open(path) as f:
-        raw = _prefetch(_read_blocks(f, path, f.frames, mono=True))
-        resampled = raw if f.samplerate == sr else _resample_stream(raw, f.samplerate, sr, f.frames)
-        yield from _rechunk(resampled, block)
+        decoded = _prefetch(_read_blocks(f, path, f.frames, mono=True))
+        try:  # decoding and resampling each in a thread of their own, ahead of the consumer
+            resampled = decoded if f.samplerate == sr else _prefetch(
+                _resample_stream(decoded, f.samplerate, sr, f.frames))
+            try:
+                yield from _rechunk(resampled, block)
+            finally:
+                resampled.close()  # joins the resampling thread first ...
+        finally:
+            decoded.close()  # ... then the decoding thread, before the file closes
 
 
 def resample(y: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
@@ -281,8 +288,9 @@ def _resample_stream(blocks: Iterator[np.ndarray], orig_sr: int, sr: int, frames
 def _prefetch(items: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
     """Run ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
 
-    Decoding then overlaps resampling (both release the GIL). Errors are re-raised in the
-    consumer; closing the consumer stops and joins the thread before the file is closed.
+    Decoding, resampling and the consumer's work then overlap (soundfile, soxr, numpy's FFT and
+    ONNX Runtime release the GIL). Errors are re-raised in the consumer; closing the consumer
+    stops and joins the thread.
     """
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
