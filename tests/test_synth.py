@@ -172,6 +172,9 @@ def test_festival_voices_sing_the_notes_in_time_and_in_tune(monkeypatch, tmp_pat
             first = int(np.argmax(candidates >= 0.9 * candidates.max()))
             lag = shortest + first + int(np.argmax(candidates[first: first + 8]))
             assert abs(12 * np.log2(22050 / lag / 440) + 69 - note.pitch) <= 1.0, (bank.name, note.pitch)
+    settings = Settings(TINY, seed=3, festival=True)
+    assert settings.to_json()["festival"] is True and "festival" not in Settings(TINY, seed=3).to_json()
+    assert [b.name for b in settings.banks(tmp_path) if b.engine == "festival"] == [b.name for b in found]
     monkeypatch.setattr(banks_module, "TEXT2WAVE", tmp_path / "absent")
     with pytest.raises(DataError, match="install the Debian package festival"):
         festival_banks()

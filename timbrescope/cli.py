@@ -70,7 +70,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     preset = resolve_preset(args.preset, args.clip_seconds)
     settings = Settings(preset, args.seed, effects=not args.no_effects, stems=args.stems,
-                        sfz_dirs=tuple(args.sfz), soundfonts=tuple(args.soundfont), stk=args.stk)
+                        sfz_dirs=tuple(args.sfz), soundfonts=tuple(args.soundfont), stk=args.stk,
+                        festival=args.festival)
     with _progress_bar(f"rendering {preset.name}", "clip", args.quiet) as advance:
         summary = build_corpus(args.out, settings, workers=args.workers, progress=advance)
     print(f"{args.out}: {summary['clips']} clips, {summary['hours']} h of audio")
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--soundfont", action="append", default=[], metavar="FILE",
                        help="extra .sf2/.sf3 train bank (repeatable)")
     synth.add_argument("--stk", action="store_true", help="add the STK physical models (Debian stk) as a train bank")
+    synth.add_argument("--festival", action="store_true",
+                       help="add Festival's diphone voices singing (Debian festival, festvox-*) as voice train banks")
     synth.add_argument("--clip-seconds", type=float, default=None)
     synth.add_argument("--no-effects", action="store_true", help="no recording-condition randomisation")
     synth.add_argument("--stems", action="store_true", help="also write each instrument's dry stem")

@@ -60,13 +60,11 @@ class Preset:
     score_share: float = 0.25
     freepats: bool = True
     hydrogen_drumkits: bool = True
-    festival_voices: bool = True
 
 
 PRESETS = {
     "tiny": Preset("tiny", {"train": 12, "validation": 4, "test": 4}, clip_seconds=3.0, max_instruments=3,
-                   soundfonts=("fluidr3", "timgm6mb", "csound"), freepats=False, hydrogen_drumkits=False,
-                   festival_voices=False),
+                   soundfonts=("fluidr3", "timgm6mb", "csound"), freepats=False, hydrogen_drumkits=False),
     "small": Preset("small", {"train": 480, "validation": 60, "test": 60}),
     "default": Preset("default", {"train": 15_000, "validation": 1_000, "test": 1_000}),
 }
@@ -83,6 +81,7 @@ class Settings:
     sfz_dirs: tuple[str, ...] = ()
     soundfonts: tuple[str, ...] = ()
     stk: bool = False  # add the STK physical models as a train bank
+    festival: bool = False  # add Festival's singing diphone voices as train banks (voice)
 
     def banks(self, cache: Path) -> list[Bank]:
         """Every bank these settings use; generated bank files (Hydrogen kits as SFZ) go to ``cache``."""
@@ -91,7 +90,7 @@ class Settings:
             banks.append(freepats_bank())
         if self.preset.hydrogen_drumkits:
             banks += hydrogen_banks(cache)
-        if self.preset.festival_voices:
+        if self.festival:
             banks += festival_banks()
         if self.stk:
             banks.append(stk_bank())
@@ -103,7 +102,8 @@ class Settings:
         return {"preset": asdict(self.preset), "seed": self.seed, "effects": self.effects, "stems": self.stems,
                 "sfz_dirs": [Path(d).name for d in self.sfz_dirs],
                 "soundfonts": [Path(p).name for p in self.soundfonts], "taxonomy_version": TAXONOMY_VERSION,
-                **({"stk": True} if self.stk else {})}  # absent when off: older corpora stay resumable
+                **({"stk": True} if self.stk else {}),  # absent when off: older corpora stay resumable
+                **({"festival": True} if self.festival else {})}
 
 
 @dataclass(frozen=True)
