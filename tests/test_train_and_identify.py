@@ -85,7 +85,7 @@ def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_p
     assert summary["epochs_run"] == 1
 
 
-def test_solo_share_sets_the_share_of_single_instrument_draws():
+def test_solo_and_note_shares_set_the_shares_of_their_draws():
     clips = torch.zeros(100, 3)
     clips[:10, 0] = 1  # 10 single-instrument clips
     clips[10:, :2] = 1  # 90 clips of two instruments
@@ -97,6 +97,25 @@ def test_solo_share_sets_the_share_of_single_instrument_draws():
     assert sorted(epoch_order(clips[:10], 0.5, rng)) == list(range(10))  # nothing to balance: a permutation
     with pytest.raises(ParameterError, match="solo share"):
         TrainConfig(solo_share=1.0)
+    notes = np.zeros(100, bool)
+    notes[:4] = True  # 4 of the 10 single-instrument clips are single notes
+    drawn = np.concatenate([epoch_order(clips, 0.5, rng, notes, 0.3) for _ in range(50)])
+    assert abs((drawn < 4).mean() - 0.3) < 0.03 and abs(((drawn >= 4) & (drawn < 10)).mean() - 0.2) < 0.03
+    with pytest.raises(ParameterError, match="note share"):
+        TrainConfig(solo_share=0.5, note_share=0.5)
+    with pytest.raises(ParameterError, match="note share"):
+        TrainConfig(note_share=0.2)
+
+
+def test_single_notes_are_told_from_the_manifest(corpus):
+    from timbrescope.data.specs import open_dataset
+    from timbrescope.train.loop import is_single_note
+
+    examples = open_dataset(corpus).examples
+    flags = [is_single_note(ex) for ex in examples]
+    assert flags == [len(ex.metadata["parts"]) == 1 and ex.metadata["parts"][0]["material"] == "note"
+                     for ex in examples]
+    assert any(flags) and not all(flags)
 
 
 def test_median_over_time_matches_scipy():

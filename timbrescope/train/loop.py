@@ -58,6 +58,7 @@ class TrainConfig:
     composer_loss_weight: float = 0.5
     mixture_probability: float = 0.3
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
+    note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
     seed: int = 0
     limit: int | None = None  # at most this many examples per split (quick experiments)
     budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
@@ -69,13 +70,16 @@ class TrainConfig:
                                  f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
         if self.solo_share is not None and not 0 < self.solo_share < 1:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
+        if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
+            raise ParameterError(f"the note share must lie strictly between 0 and the solo share "
+                                 f"({self.solo_share}), got {self.note_share}")
 
 
 @dataclass
 class _Features:
     """Front-end outputs ``[n, ...]`` (float16 when large), clip targets and their mask ``[n, labels]``
-    (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``
-    and the composer index ``[n]`` (-1: unknown)."""
+    (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``,
+    the composer index ``[n]`` (-1: unknown) and whether each clip is one rendered single note ``[n]``."""
 
     inputs: torch.Tensor | None
     clips: torch.Tensor
@@ -83,10 +87,12 @@ class _Features:
     frames: torch.Tensor
     frame_known: torch.Tensor
     composers: torch.Tensor
+    single_note: torch.Tensor
 
     def take(self, index) -> _Features:
         return _Features(*(None if t is None else t[index] for t in (self.inputs, self.clips, self.mask, self.frames,
-                                                                    self.frame_known, self.composers)))
+                                                                    self.frame_known, self.composers,
+                                                                    self.single_note)))
 
 
 def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
@@ -276,7 +282,14 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
         torch.from_numpy(np.stack([frame_target(ex.segments, labels, frames, model.frame_seconds)
                                    if ex.segments is not None and model.frame_level else empty for ex in kept])),
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
-        torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]))
+        torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
+        torch.tensor([is_single_note(ex) for ex in kept]))
+
+
+def is_single_note(example: Example) -> bool:
+    """Whether a rendered clip is one instrument playing one note (its only part's material is "note")."""
+    parts = example.metadata.get("parts") or []
+    return len(parts) == 1 and parts[0].get("material") == "note"
 
 
 def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config: TrainConfig,
@@ -284,7 +297,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     """One pass over the training clips (cut short when the schedule ends); returns the mean loss and
     the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
-    order = epoch_order(feats.clips, config.solo_share, rng)
+    order = epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(), config.note_share)
     steps = math.ceil(len(order) / config.batch_size)
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
@@ -307,16 +320,25 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     return float(np.mean(losses)), schedule
 
 
-def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Generator) -> np.ndarray:
+def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Generator,
+                single_note: np.ndarray | None = None, note_share: float | None = None) -> np.ndarray:
     """The clip indices of one epoch (as many as there are clips ``[n, labels]``): a permutation, or,
     with ``solo_share``, drawn with replacement so that that share of draws are clips of exactly one
     instrument (single notes and solo lines; the rest multi-instrument clips) whatever their share in
-    the data."""
+    the data; with ``note_share`` too, that share of all draws are single-note clips (``single_note
+    [n]``) and the rest of the solo share other single-instrument clips."""
     n = len(clips)
     solo = (clips > 0.5).sum(dim=1).numpy() == 1
     if solo_share is None or solo.all() or not solo.any():
         return rng.permutation(n)
-    weights = np.where(solo, solo_share / solo.sum(), (1 - solo_share) / (~solo).sum())
+    groups = [(solo, solo_share), (~solo, 1 - solo_share)]
+    if note_share is not None and single_note is not None:
+        notes = solo & single_note
+        if notes.any() and (solo & ~notes).any():
+            groups = [(notes, note_share), (solo & ~notes, solo_share - note_share), (~solo, 1 - solo_share)]
+    weights = np.zeros(n)
+    for members, share in groups:
+        weights[members] = share / members.sum()
     return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
 
 
@@ -385,4 +407,4 @@ def _augment(batch: _Features, kind: str | None, config: TrainConfig, rng: np.ra
             t0, tw = int(rng.integers(length)), int(rng.integers(0, length // 10 + 1))
             inputs[i, f0:f0 + fw, :] = floor[i]
             inputs[i, :, t0:t0 + tw] = floor[i]
-    return _Features(inputs, clips, mask, frames, known, batch.composers)
+    return replace(batch, inputs=inputs, clips=clips, mask=mask, frames=frames, frame_known=known)
