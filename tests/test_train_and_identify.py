@@ -193,6 +193,15 @@ def test_rendered_test_split_evaluation(checkpoint, corpus):
     metrics, _ = evaluate(corpus, Recognizer(checkpoint), "test")
     assert metrics["examples"] == 4 and metrics["split"] == "test"
     assert 0 <= metrics["multi_label"]["map"] <= 1 and 0 <= metrics["frames"]["frame_f1_micro"] <= 1
+    metrics, _ = evaluate(corpus, Recognizer(checkpoint), "train")  # one-part clips: by what they play
+    rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    materials = [row["parts"][0]["material"] for row in rows if row["split"] == "train" and len(row["parts"]) == 1]
+    views = metrics["single_label_by_material"]
+    assert {m: v["examples"] for m, v in views.items()} == {m: materials.count(m) for m in set(materials)}
+    single = metrics["single_label"]
+    assert sum(v["examples"] for v in views.values()) == single["examples"]
+    assert sum(v["examples"] * v["accuracy"] for v in views.values()) == pytest.approx(
+        single["examples"] * single["accuracy"], abs=1e-3)
 
 
 def test_transfer_copies_and_freezes_everything_but_the_head(corpus, tmp_path, capsys):

@@ -7,7 +7,8 @@ cannot score are listed under ``not_scored``.
 
 Views: multi-label (every example), single-label (examples with exactly one target: the model's
 top label, mapped to the dataset's targets, is the prediction; a top label outside them counts as
-``other``), grouped (targets and labels mapped to families, or to the groups of a mapping file),
+``other``; for a rendered corpus also by what the one part plays: single notes, phrases, score
+lines, drums), grouped (targets and labels mapped to families, or to the groups of a mapping file),
 frame-level (examples with known segments), composer (models with a composer head, examples with a
 known composer) and, with ``windows``, N random 5-s windows per file
 beside the whole-file scores.
@@ -137,6 +138,9 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
         single = _single_label(scored, scorable, labels)
         if single:
             metrics["single_label"] = single_label_metrics(*single, scorable)
+        by_material = _single_label_by_material(scored, scorable, labels)
+        if by_material:
+            metrics["single_label_by_material"] = by_material
         group_map = groups or {family: list(members_) for family, members_ in FAMILIES.items()}
         grouped = _grouped(scored, labels, detected, group_map)
         if grouped:
@@ -150,6 +154,22 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
                                                    [t in r[:3] for t, r in composed], list(recognizer.composers))
     metrics["class_distribution"] = {t: sum(t in ex.labels for ex in scored.examples) for t in targets}
     return metrics, details
+
+
+def _single_label_by_material(scored: Scored, targets: list[str], labels: list[str]) -> dict:
+    """Top-1 accuracy of rendered one-part clips by what the part plays (``note``, ``phrase``,
+    ``score``, ``drums``: the manifest's ``material``): ``{material: {"examples", "accuracy"}}``."""
+    materials = [parts[0].get("material") if len(parts := ex.metadata.get("parts") or []) == 1 else None
+                 for ex in scored.examples]
+    views = {}
+    for material in sorted({m for m in materials if m}):
+        keep = [i for i, m in enumerate(materials) if m == material]
+        single = _single_label(Scored([scored.examples[i] for i in keep], scored.scores[keep], []), targets, labels)
+        if single:
+            truth, predicted, _ = single
+            views[material] = {"examples": len(truth),
+                               "accuracy": round(float(np.mean([t == p for t, p in zip(truth, predicted)])), 5)}
+    return views
 
 
 def _errors(recognizer, scored: Scored, most: int = 3) -> list[tuple[Example, np.ndarray, str]]:
