@@ -187,8 +187,9 @@ def test_directories_are_walked_for_audio(tmp_path):
     assert audio_files([str(tmp_path)]) == [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b.flac")]
 
 
-def test_rendered_test_split_evaluation(checkpoint, corpus):
+def test_rendered_test_split_evaluation(checkpoint, corpus, tmp_path):
     from timbrescope.evaluate.evaluation import evaluate
+    from timbrescope.evaluate.report import write_report
 
     metrics, _ = evaluate(corpus, Recognizer(checkpoint), "test")
     assert metrics["examples"] == 4 and metrics["split"] == "test"
@@ -202,6 +203,9 @@ def test_rendered_test_split_evaluation(checkpoint, corpus):
     assert sum(v["examples"] for v in views.values()) == single["examples"]
     assert sum(v["examples"] * v["accuracy"] for v in views.values()) == pytest.approx(
         single["examples"] * single["accuracy"], abs=1e-3)
+    metrics, details = evaluate(corpus, recognizer := Recognizer(checkpoint), "train")
+    page = (write_report(metrics, details, recognizer, tmp_path)["report"]).read_text()
+    assert all(f"top-1 on one-part clips: {m} ({v['examples']})" in page for m, v in views.items())
 
 
 def test_transfer_copies_and_freezes_everything_but_the_head(corpus, tmp_path, capsys):

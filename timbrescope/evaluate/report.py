@@ -77,6 +77,8 @@ def _html(metrics: dict, sections: list[tuple[str, Path]]) -> str:
             value = value.get("f1") if isinstance(value, dict) else value  # the macro-F1 entry
             if value is not None:
                 rows.append(f"<tr><td>{prefix}{name}</td><td>{value:.3f}</td></tr>")
+    rows += [f"<tr><td>top-1 on one-part clips: {html.escape(material)} ({view['examples']})</td>"
+             f"<td>{view['accuracy']:.3f}</td></tr>" for material, view in metrics.get("single_label_by_material", {}).items()]
     per_label = metrics.get("multi_label", {}).get("per_label", {})
     label_rows = "".join(
         f"<tr><td>{html.escape(label)}</td><td>{v['positives']}</td><td>{_fmt(v['ap'])}</td><td>{_fmt(v['roc_auc'])}"
