@@ -212,11 +212,13 @@ def test_transfer_copies_and_freezes_everything_but_the_head(corpus, tmp_path, c
     assert main(["train", "--data", str(corpus), "--model", "raw-cnn1d", "--model-config", '{"multi_label": false}',
                  "--epochs", "1", "--quiet", "--out", str(tmp_path / "single.ckpt")]) == 0
     assert main(["train", "--data", str(corpus), "--model", "raw-cnn1d", "--transfer", str(tmp_path / "single.ckpt"),
-                 "--epochs", "2", "--solo-share", "0.4", "--quiet", "--out", str(tmp_path / "multi.ckpt")]) == 0
+                 "--epochs", "2", "--solo-share", "0.4", "--note-share", "0.2", "--quiet",
+                 "--out", str(tmp_path / "multi.ckpt")]) == 0
     single = torch.load(tmp_path / "single.ckpt", weights_only=True)
     multi = torch.load(tmp_path / "multi.ckpt", weights_only=True)
     assert single["config"]["multi_label"] is False and multi["config"]["multi_label"] is True
     assert single["training"]["config"]["solo_share"] is None and multi["training"]["config"]["solo_share"] == 0.4
+    assert multi["training"]["config"]["note_share"] == 0.2
     convs = [key for key in multi["state_dict"] if key.startswith("convs.")]
     assert convs and all(torch.equal(multi["state_dict"][k], single["state_dict"][k]) for k in convs)
     assert not torch.equal(multi["state_dict"]["head.weight"], single["state_dict"]["head.weight"])
