@@ -270,6 +270,9 @@ def test_exported_onnx_model_identifies_as_its_checkpoint(checkpoint, example, t
     assert by_onnx.segments == by_torch.segments and by_onnx.model == str(onnx_path)
     assert main(["export", "--model", str(tmp_path / "missing.ckpt")]) == 2
     assert capsys.readouterr().err.strip().endswith("missing.ckpt: no such checkpoint")
+    (tmp_path / "file").write_text("")
+    assert main(["export", "--model", str(checkpoint), "--out", str(tmp_path / "file" / "x.onnx")]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"timbrescope: error: output folder {tmp_path / 'file'} is not writable")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     assert main(["identify", "--model", str(tmp_path / "junk.onnx"), str(example)]) == 2
     assert capsys.readouterr().err.strip() == f"timbrescope: error: {tmp_path / 'junk.onnx'}: not a timbrescope ONNX model (InvalidProtobuf)"

@@ -61,7 +61,6 @@ def export_onnx(model: nn.Module, meta: dict, path: Path) -> None:
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     tmp.write_bytes(proto.SerializeToString())
     os.replace(tmp, path)
