@@ -20,7 +20,7 @@ SHIPPED_MODEL := timbrescope/models/pretrained/timbrenet-default.ckpt
 # Real recorded SFZ instruments, used when the shared folder is there (the recipe works without them).
 TRAINBANKS := $(wildcard ../shared/trainbanks/BANKS.csv)
 SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
-MODEL_EPOCHS ?= 16
+MODEL_EPOCHS ?= 20
 
 .PHONY: setup demo test model clean
 
@@ -52,7 +52,7 @@ test: setup $(STAMPS)/apt-test
 
 # Reproduces the shipped model from scratch: render the default corpus, then train on it (CPU).
 model: setup
-	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 $(SFZ_ARGS)
+	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS)
 	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --out $(SHIPPED_MODEL) --epochs $(MODEL_EPOCHS)
 	$(BIN)/timbrescope export --model $(SHIPPED_MODEL)
 

@@ -36,7 +36,8 @@ class TimbreNet(Recogniser):
     time_pool = 2
     augmentation = "logmel"
     head_names = ("frame_head", "attention")
-    training_defaults = {"solo_share": 0.5}  # half of each epoch single-instrument clips (MODEL.md)
+    # each epoch: half single-instrument clips, 35 % of all draws single notes (MODEL.md, EXPERIMENTS.md)
+    training_defaults = {"solo_share": 0.5, "note_share": 0.35}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
                  dropout: float = 0.1, normalisation: str = "global"):
