@@ -54,7 +54,7 @@ def _retain_freed_memory() -> None:
     """Let glibc keep up to 128 MB of freed heap for reuse (mmap threshold 32 MB, trim threshold
     128 MB). Every batch allocates and frees ~25 MB of arrays; returned to the system each time,
     they page-fault back in: ~0.8 s of system time per hour of audio (a 1-hour file 3.8-4.4 s ->
-    3.2-3.4 s through the CLI). Does nothing where the C library has no ``mallopt``."""
+    2.8-3.2 s through the CLI). Does nothing where the C library has no ``mallopt``."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
@@ -68,6 +68,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 class _OnnxNetwork:
     """An exported model on ONNX Runtime: waveform windows -> numpy log-mel -> probabilities."""
+
+    batches_at_once = COMPUTE_THREADS  # one ONNX Runtime thread per batch
 
     def __init__(self, path: Path):
         import onnxruntime  # imported here: a PyTorch checkpoint never needs it
@@ -103,6 +105,8 @@ class _OnnxNetwork:
 
 class _TorchNetwork:
     """A PyTorch checkpoint (batch norm folded into the convolutions): windows -> probabilities."""
+
+    batches_at_once = 1  # PyTorch spreads each batch over the cores itself (two at once: 15 % slower)
 
     def __init__(self, path: Path):
         import torch  # imported here: the shipped ONNX model never needs it
@@ -233,9 +237,10 @@ class Recognizer:
             frame_probs.extend(frames)
             composer_probs.extend(composers)
 
-        # Batches run on COMPUTE_THREADS threads (the front-end and both backends release the GIL),
+        # Batches run on threads of their own (the front-end and both backends release the GIL),
         # collected in order, at most two per thread in flight so memory stays constant.
-        with ThreadPoolExecutor(COMPUTE_THREADS) as pool:
+        threads = self._backend.batches_at_once
+        with ThreadPoolExecutor(threads) as pool:
             in_flight: deque[Future] = deque()
             batch: list[tuple[np.ndarray, float, bool]] = []
             for window in self._windows(blocks):
@@ -243,7 +248,7 @@ class Recognizer:
                 if len(batch) == BATCH_WINDOWS:
                     in_flight.append(pool.submit(self._forward, batch))
                     batch = []
-                    while len(in_flight) > 2 * COMPUTE_THREADS:
+                    while len(in_flight) > 2 * threads:
                         collect(in_flight.popleft())
             if batch:
                 in_flight.append(pool.submit(self._forward, batch))
