@@ -82,6 +82,7 @@ class _OnnxNetwork:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            # the key ``models.onnx_export.METADATA_KEY`` writes (that module imports PyTorch)
             meta = json.loads(self.session.get_modelmeta().custom_metadata_map["timbrescope"])
         except Exception as exc:  # ONNX Runtime raises its own types for a file that is not a model
             raise ModelError(f"{path}: not a timbrescope ONNX model ({type(exc).__name__})") from None

@@ -288,7 +288,7 @@ def _resample_stream(blocks: Iterator[np.ndarray], orig_sr: int, sr: int, frames
 def _prefetch(items: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
     """Run ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
 
-    Decoding, resampling and the consumer's work then overlap (soundfile, soxr, numpy's FFT and
+    Decoding, resampling and the consumer's work then overlap (soundfile, soxr, SciPy's FFT and
     ONNX Runtime release the GIL). Errors are re-raised in the consumer; closing the consumer
     stops and joins the thread.
     """

@@ -48,8 +48,7 @@ def log_mel(waveform: np.ndarray, config: FrontendConfig) -> np.ndarray:
     waveform = np.asarray(waveform, np.float32)
     if waveform.shape[-1] <= n_fft // 2:  # reflect padding needs more samples than half a window
         waveform = np.pad(waveform, ((0, 0), (0, n_fft // 2 + 1 - waveform.shape[-1])))
-    half = n_fft // 2  # reflect padding (as np.pad's "reflect", 10x faster than np.pad)
-    padded = np.concatenate([waveform[:, half:0:-1], waveform, waveform[:, -2:-half - 2:-1]], axis=1)
+    padded = np.pad(waveform, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop]
     # SciPy's FFT: 4x faster than NumPy's on these frames, worth its 0.4-s import (one worker: more are slower)
     spectrum = scipy.fft.rfft(frames * _hann(n_fft), axis=-1, overwrite_x=True)  # [batch, frames, bins] complex64

@@ -135,6 +135,9 @@ def stk_bank() -> Bank:
     return Bank("stk", STK_DEMO, "stk", "train", tuple(STK_INSTRUMENTS), "stk")
 
 
+# Engines whose banks are recordings of real instruments or voices (drawn first, see corpus._pick_source).
+RECORDED_ENGINES = ("sfizz", "festival")
+
 TEXT2WAVE = Path("/usr/bin/text2wave")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
 # Festival diphone voices (real recorded diphones, LPC resynthesis) that sing in its singing mode:

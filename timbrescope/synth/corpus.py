@@ -30,8 +30,8 @@ import soundfile as sf
 
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder, temporary_path
-from timbrescope.synth.banks import (SPLITS, Bank, festival_banks, freepats_bank, gm_banks, hydrogen_banks, sfz_banks,
-                                     stk_bank)
+from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, festival_banks, freepats_bank, gm_banks,
+                                     hydrogen_banks, sfz_banks, stk_bank)
 from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.render import Renderer
@@ -300,10 +300,10 @@ def _pick_source(label: str, banks: list[Bank], coverage: dict, rng: np.random.G
     recorded diphones) with probability ``sfz_share`` where one exists, else any covering bank and
     one of its programs for the label."""
     candidates = [bank for bank in banks if label in coverage[bank.name]]
-    recorded = [bank for bank in candidates if bank.engine in ("sfizz", "festival")]
+    recorded = [bank for bank in candidates if bank.engine in RECORDED_ENGINES]
     if recorded and (rng.random() < sfz_share or len(recorded) == len(candidates)):
         return recorded[int(rng.integers(len(recorded)))], None
-    gm = [bank for bank in candidates if bank.engine not in ("sfizz", "festival")]
+    gm = [bank for bank in candidates if bank.engine not in RECORDED_ENGINES]
     bank = gm[int(rng.integers(len(gm)))]
     programs = coverage[bank.name][label]
     return bank, programs[int(rng.integers(len(programs)))]

@@ -47,8 +47,8 @@ def checkpoint_meta(path: Path) -> dict:
 def export_checkpoint(path: Path, out: Path) -> dict:
     """Export a checkpoint's network to ONNX at ``out`` (``timbrescope.models.onnx_export``) with its
     metadata, the frame rate and the SHA-256 of the checkpoint file; returns that metadata."""
-    model, meta = load_checkpoint(path)
     ensure_writable_folder(Path(out).parent)
+    model, meta = load_checkpoint(path)
     meta = {**{key: value for key, value in meta.items() if key != "path"}, "checkpoint": Path(path).name,
             "checkpoint_sha256": file_sha256(Path(path)), "sample_rate": model.sample_rate,
             "frame_seconds": model.frame_seconds, "frame_level": model.frame_level,
