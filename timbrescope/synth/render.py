@@ -111,8 +111,24 @@ class _FluidSynthBank:
         return (GM_DRUM_CHANNEL, 128, 0) if program is None else (0, 0, program)
 
 
+def _ram_based_sfz(sfz: Path, folder: Path) -> Path:
+    """An SFZ file in ``folder`` that plays ``sfz`` with every sample held in memory.
+
+    sfizz preloads only the start of each sample and streams the rest from a background thread,
+    which does not wait for it even when freewheeling: while other instruments load, a note can fall
+    silent after its first fraction of a second (tests/test_synth.py). The ``hint_ram_based`` control
+    opcode loads whole samples; the wrapper includes the original from a mirror of its folder (links
+    to each entry), so that sample paths resolve as before and the library itself is not touched.
+    """
+    for entry in sfz.parent.iterdir():
+        (folder / entry.name).symlink_to(entry.resolve())
+    wrapper = folder / ".timbrescope-ram-based.sfz"
+    wrapper.write_text(f'<control> hint_ram_based=1\n#include "{sfz.name}"\n')
+    return wrapper
+
+
 class _SfizzBank:
-    """One sfizz instance with one SFZ instrument loaded."""
+    """One sfizz instance with one SFZ instrument loaded, all its samples in memory."""
 
     def __init__(self, bank: Bank, sr: int):
         import pysfizz
@@ -121,7 +137,8 @@ class _SfizzBank:
         # Freewheeling (offline) rendering defaults to the best, 10x slower sinc interpolation; the
         # polynomial one is plenty for training audio.
         self._synth._synth.set_sample_quality(_SFIZZ_SAMPLE_QUALITY)
-        if not self._synth.load_sfz_file(bank.path):
+        self._mirror = tempfile.TemporaryDirectory(prefix="timbrescope-sfz-")
+        if not self._synth.load_sfz_file(_ram_based_sfz(bank.path, Path(self._mirror.name))):
             raise DataError(f"{bank.path}: corrupt SFZ instrument or missing samples")
         self.keys = set(self._synth.playable_keys)
 
