@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -225,8 +226,10 @@ def _budget_schedule(optimiser, config: TrainConfig, step_seconds: float, steps_
     steps and again after every epoch, as the pace becomes known."""
     fits = int(config.budget_seconds // max(step_seconds, 1e-6))
     schedule = _one_cycle(optimiser, config, min(config.epochs * steps_per_epoch, max(steps_done, fits)))
-    for _ in range(steps_done):
-        schedule.step()
+    with warnings.catch_warnings():  # fast-forwarding a new schedule is not stepping it before the optimiser
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for _ in range(steps_done):
+            schedule.step()
     return schedule
 
 
