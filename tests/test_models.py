@@ -72,6 +72,19 @@ def test_short_input_still_gives_a_frame():
     assert out["frame_logits"].shape[1] >= 1
 
 
+def test_timbrenet_separable_context_is_lighter_and_fuses():
+    full = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64))
+    separable = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), temporal="separable").eval()
+    count = lambda m: sum(p.numel() for p in m.temporal.parameters())
+    assert count(full) == 2 * 64 * 64 * 3 + 2 * 64 and count(separable) == 128 * 3 + 128 * 64 + 2 * 64
+    waveform = torch.randn(1, separable.sample_rate) * 0.1
+    with torch.no_grad():
+        before = separable(waveform)["frame_logits"]
+        torch.testing.assert_close(fuse_batchnorm(separable)(waveform)["frame_logits"], before, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ModelError, match="temporal must be"):
+        create_model("timbrenet", labels=LABELS, temporal="lstm")
+
+
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ModelError, match="unknown model 'resnet9000'; known models: adaboost, knn"):
         create_model("resnet9000", labels=LABELS)

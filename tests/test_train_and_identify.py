@@ -10,7 +10,7 @@ from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files, median_over_time
 from timbrescope.synth.example import render_example
-from timbrescope.train.loop import TrainConfig, _budget_schedule, epoch_order, train
+from timbrescope.train.loop import TrainConfig, _budget_schedule, band_style_mix, epoch_order, random_eq, train
 
 from audio_corpus import BAD, build
 
@@ -105,6 +105,37 @@ def test_solo_and_note_shares_set_the_shares_of_their_draws():
         TrainConfig(solo_share=0.5, note_share=0.5)
     with pytest.raises(ParameterError, match="note share"):
         TrainConfig(note_share=0.2)
+
+
+def test_random_eq_adds_one_smooth_curve_per_clip_within_its_range():
+    logmel = torch.randn(64, 64, 50)
+    changed = random_eq(logmel, 6.0, np.random.default_rng(0))
+    gain_db = (changed - logmel) * (10 / np.log(10))                     # [clips, mels, frames]
+    assert torch.allclose(gain_db, gain_db[:, :, :1].expand_as(gain_db), atol=1e-4)  # one curve per clip
+    largest = gain_db[:, :, 0].abs().amax(dim=1)
+    assert largest.max() <= 6.0 + 1e-3 and largest.max() > 4.5 and largest.min() < 1.5
+    steps = gain_db[:, 1:, 0] - gain_db[:, :-1, 0]
+    assert steps.abs().max() < 1.0                                        # smooth over the mel bands
+    assert random_eq(logmel, 0.0, np.random.default_rng(0)) is logmel
+    with pytest.raises(ParameterError, match="EQ range"):
+        TrainConfig(eq_db=-1)
+
+
+def test_band_style_mix_moves_band_statistics_towards_another_clip():
+    rng = np.random.default_rng(0)
+    quiet, loud = torch.randn(1, 16, 200), torch.randn(1, 16, 200) * 3 + 10
+    logmel = torch.cat([quiet, loud])
+    mixed = band_style_mix(logmel, 1.0, np.random.default_rng(1), alpha=1.0)
+    # the two clips swap partners or keep their own: each band's mean lies between the two clips'
+    means, own = mixed.mean(dim=2), logmel.mean(dim=2)
+    low, high = torch.minimum(own[0], own[1]) - 1e-3, torch.maximum(own[0], own[1]) + 1e-3
+    assert ((means >= low) & (means <= high)).all()
+    # the shape over time is kept: each band is an affine map of the original
+    correlation = torch.corrcoef(torch.stack([mixed[1, 3], logmel[1, 3]]))[0, 1]
+    assert correlation > 0.999
+    assert torch.equal(band_style_mix(logmel, 0.0, rng), logmel)
+    with pytest.raises(ParameterError, match="band-style"):
+        TrainConfig(band_style_probability=1.5)
 
 
 def test_single_notes_are_told_from_the_manifest(corpus):

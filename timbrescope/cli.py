@@ -104,7 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.models.registry import training_defaults
     from timbrescope.train.loop import TrainConfig, train
 
-    settings = {"batch_size": 64, "learning_rate": 3e-3, "solo_share": None, "note_share": None} | training_defaults(args.model)
+    settings = {"batch_size": 64, "learning_rate": 3e-3, "weight_decay": 1e-4, "solo_share": None, "note_share": None,
+                "eq_db": 0.0, "band_style_probability": 0.0} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
         model_config = json.loads(args.model_config) if args.model_config else {}
@@ -297,10 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=None, help="default 64, or the reference system's")
     train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3, or the reference system's")
+    train.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 1e-4)")
     train.add_argument("--solo-share", type=float, default=None, metavar="FRACTION",
                        help="share of each epoch drawn from single-instrument clips (default: the model's; timbrenet 0.5)")
     train.add_argument("--note-share", type=float, default=None, metavar="FRACTION",
                        help="share of each epoch drawn from single-note clips, within the solo share (default: the model's)")
+    train.add_argument("--eq-db", type=float, default=None, metavar="DB",
+                       help="random smooth EQ of each training draw, up to this many dB (log-mel models; default: the model's)")
+    train.add_argument("--band-style-probability", type=float, default=None, metavar="FRACTION",
+                       help="share of training draws whose per-band level statistics are mixed with another clip's "
+                            "(frequency-wise MixStyle; default: the model's)")
     train.add_argument("--transfer", default=None, metavar="CKPT",
                        help="copy and freeze all but the output layers of this trained model of the same kind")
     train.add_argument("--budget-minutes", type=float, default=None,

@@ -40,7 +40,7 @@ def create_model(name: str, **config) -> nn.Module:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
     try:
         return _REGISTRY[name](**config)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ModelError(f"bad configuration for model {name!r}: {exc}") from None
 
 

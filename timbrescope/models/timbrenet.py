@@ -40,22 +40,25 @@ class TimbreNet(Recogniser):
     training_defaults = {"solo_share": 0.5, "note_share": 0.35}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
-                 dropout: float = 0.1, normalisation: str = "global"):
+                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full"):
         super().__init__()
         if normalisation not in ("global", "band"):
             raise ValueError(f"normalisation must be 'global' or 'band', got {normalisation!r}")
+        if temporal not in ("full", "separable"):
+            raise ValueError(f"temporal must be 'full' or 'separable', got {temporal!r}")
         self.labels = list(labels)
         self.normalisation = normalisation
         self.frontend = LogMel(FrontendConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": self.frontend.config.to_dict(), "widths": list(widths),
-                       "dropout": dropout, "normalisation": normalisation}
+                       "dropout": dropout, "normalisation": normalisation, "temporal": temporal}
         w = list(widths)
         self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])))
-        self.temporal = nn.Sequential(
-            nn.Conv1d(2 * w[-1], w[-1], 3, padding=2, dilation=2, bias=False), nn.BatchNorm1d(w[-1]),
-            nn.ReLU(inplace=True), nn.Dropout(dropout))
+        context = ([nn.Conv1d(2 * w[-1], w[-1], 3, padding=2, dilation=2, bias=False)] if temporal == "full" else
+                   [nn.Conv1d(2 * w[-1], 2 * w[-1], 3, padding=2, dilation=2, groups=2 * w[-1], bias=False),
+                    nn.Conv1d(2 * w[-1], w[-1], 1, bias=False)])
+        self.temporal = nn.Sequential(*context, nn.BatchNorm1d(w[-1]), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.frame_head = nn.Conv1d(w[-1], len(self.labels), 1)
         self.attention = nn.Conv1d(w[-1], len(self.labels), 1)
 
