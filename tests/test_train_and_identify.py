@@ -334,3 +334,21 @@ def test_shipped_onnx_model_is_the_shipped_checkpoint_and_runs_without_torch(exa
             f"r = identify({str(example)!r}); print(json.dumps([r.model, 'torch' in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == ["default", False]
+
+
+def test_ensemble_benchmark_scores_members_and_their_mean(checkpoint, corpus, tmp_path):
+    """An ensemble of one model twice is that model: every row of the table carries its figures."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    other = tmp_path / "again.ckpt"
+    other.write_bytes(Path(checkpoint).read_bytes())
+    script = Path(__file__).parents[1] / "benchmarks" / "ensemble_validation.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(corpus), str(checkpoint), str(other)],
+                          capture_output=True, text=True, check=True)
+    rows = [line.split("|")[2:4] for line in done.stdout.splitlines() if line.startswith("| ") and "ckpt" in line
+            or line.startswith("| mean of 2")]
+    assert len(rows) == 3 and rows[0] == rows[1] == rows[2]
+    assert 0 <= float(rows[0][0]) <= 1 and 0 <= float(rows[0][1]) <= 1
+    assert f"clips of {corpus} [validation]" in done.stdout

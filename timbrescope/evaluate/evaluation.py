@@ -60,7 +60,7 @@ def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", window
     if windows is not None and windows < 1:
         raise ParameterError(f"windows must be at least 1, got {windows}")
     if takes_audio:
-        scored, skipped = _score(recognizer, examples, progress)
+        scored, skipped = score_examples(recognizer, examples, progress)
     else:
         scores = recognizer.score_features(np.stack([ex.features for ex in examples]))
         scored, skipped = Scored(examples, scores, [row[None] for row in scores]), []
@@ -73,7 +73,7 @@ def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", window
     if windows and takes_audio:
         rng = np.random.default_rng(seed)
         window_examples = [w for ex in scored.examples for w in _random_windows(ex, windows, rng)]
-        window_scored, _ = _score(recognizer, window_examples, None)
+        window_scored, _ = score_examples(recognizer, window_examples, None)
         metrics["windows"] = {"per_file": windows, "examples": len(window_scored.examples),
                               **_views(recognizer, window_scored, groups)[0]}
     return metrics, details
@@ -90,7 +90,9 @@ def load_groups(path: Path) -> dict[str, list[str]]:
     return groups
 
 
-def _score(recognizer, examples: list[Example], progress) -> tuple[Scored, list[str]]:
+def score_examples(recognizer, examples: list[Example], progress=None) -> tuple[Scored, list[str]]:
+    """Scores of ``recognizer`` on each example (its file, or its region of a file); examples that
+    cannot be decoded are skipped, each with its reason."""
     kept, scores, frames, skipped, composers = [], [], [], [], []
     index = {label: i for i, label in enumerate(recognizer.labels)}
     for i, ex in enumerate(examples):
