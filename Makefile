@@ -20,7 +20,7 @@ SHIPPED_MODEL := timbrescope/models/pretrained/timbrenet-default.ckpt
 # Real recorded SFZ instruments, used when the shared folder is there (the recipe works without them).
 TRAINBANKS := $(wildcard ../shared/trainbanks/BANKS.csv)
 SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
-MODEL_EPOCHS ?= 20
+MODEL_EPOCHS ?= 26
 
 .PHONY: setup demo test model clean
 
