@@ -104,8 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.models.registry import training_defaults
     from timbrescope.train.loop import TrainConfig, train
 
-    settings = {"batch_size": 64, "learning_rate": 3e-3, "weight_decay": 1e-4, "solo_share": None, "note_share": None,
-                "eq_db": 0.0, "band_style_probability": 0.0} | training_defaults(args.model)
+    tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db", "band_style_probability")
+    settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
         model_config = json.loads(args.model_config) if args.model_config else {}
