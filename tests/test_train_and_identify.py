@@ -10,7 +10,8 @@ from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files, median_over_time
 from timbrescope.synth.example import render_example
-from timbrescope.train.loop import TrainConfig, _budget_schedule, band_style_mix, epoch_order, random_eq, train
+from timbrescope.train.loop import (TrainConfig, _budget_schedule, band_style_mix, epoch_order, random_eq, train,
+                                   weight_average)
 
 from audio_corpus import BAD, build
 
@@ -66,6 +67,43 @@ def test_killed_training_resumes_to_the_same_weights(corpus, checkpoint, tmp_pat
         (tmp_path / "resumed.ckpt.state").write_bytes(b"")
         torch.save({"config": {}, "labels": []}, tmp_path / "resumed.ckpt.state")
         train(corpus, out, CONFIG)
+
+
+def test_weight_average_follows_weights_and_batch_norm_statistics():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    assert weight_average(model, 0) is None
+    averaged = weight_average(model, 4)  # decay 0.75 per update
+    averaged.update_parameters(model)  # the first update copies
+    start = {k: v.clone() for k, v in averaged.module.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight += 1
+        model[1].running_mean += 2
+    averaged.update_parameters(model)
+    torch.testing.assert_close(averaged.module[0].weight, start["0.weight"] + 0.25)
+    torch.testing.assert_close(averaged.module[1].running_mean, start["1.running_mean"] + 0.5)
+    torch.testing.assert_close(averaged.module[0].bias, start["0.bias"])
+
+
+def test_averaged_training_keeps_the_average_and_resumes_to_it(corpus, checkpoint, tmp_path):
+    class Killed(Exception):
+        pass
+
+    def kill_in_epoch_three(stage, done, total):
+        if stage == "epoch 3":
+            raise Killed
+
+    config = replace(CONFIG, average_epochs=1.0)
+    train(corpus, tmp_path / "straight.ckpt", config)
+    with pytest.raises(Killed):
+        train(corpus, tmp_path / "resumed.ckpt", config, progress=kill_in_epoch_three)
+    train(corpus, tmp_path / "resumed.ckpt", config)
+    straight, resumed, plain = (torch.load(path, weights_only=True)["state_dict"]
+                                for path in (tmp_path / "straight.ckpt", tmp_path / "resumed.ckpt", checkpoint))
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key])
+    assert any(not torch.allclose(straight[k].float(), plain[k].float()) for k in plain)  # not the last step's weights
+    with pytest.raises(ParameterError, match="averaging horizon"):
+        replace(CONFIG, average_epochs=-1)
 
 
 def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_path):

@@ -104,7 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.models.registry import training_defaults
     from timbrescope.train.loop import TrainConfig, train
 
-    tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db", "band_style_probability")
+    tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db",
+               "band_style_probability", "average_epochs")
     settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
@@ -308,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--band-style-probability", type=float, default=None, metavar="FRACTION",
                        help="share of training draws whose per-band level statistics are mixed with another clip's "
                             "(frequency-wise MixStyle; default: the model's)")
+    train.add_argument("--average-epochs", type=float, default=None, metavar="EPOCHS",
+                       help="validate and keep a moving average of the weights over about this many epochs "
+                            "(default: the model's; 0: the last step's weights)")
     train.add_argument("--transfer", default=None, metavar="CKPT",
                        help="copy and freeze all but the output layers of this trained model of the same kind")
     train.add_argument("--budget-minutes", type=float, default=None,
