@@ -46,17 +46,21 @@ def test_training_writes_checkpoint_log_and_no_resume_state(checkpoint):
     assert recognizer.labels == sorted(recognizer.labels) and len(recognizer.thresholds) == len(recognizer.labels)
 
 
-def test_killed_training_resumes_to_the_same_weights(corpus, checkpoint, tmp_path):
-    class Killed(Exception):
-        pass
+class Killed(Exception):
+    """Raised by a progress callback: the training process killed mid-epoch."""
 
-    def kill_in_epoch_two(stage, done, total):
-        if stage == "epoch 2":
+
+def kill_in_epoch(epoch: int):
+    def progress(stage, done, total):
+        if stage == f"epoch {epoch}":
             raise Killed
+    return progress
 
+
+def test_killed_training_resumes_to_the_same_weights(corpus, checkpoint, tmp_path):
     out = tmp_path / "resumed.ckpt"
     with pytest.raises(Killed):
-        train(corpus, out, CONFIG, progress=kill_in_epoch_two)
+        train(corpus, out, CONFIG, progress=kill_in_epoch(2))
     assert (tmp_path / "resumed.ckpt.state").exists() and not out.exists()
     train(corpus, out, CONFIG)
     resumed = torch.load(out, weights_only=True)["state_dict"]
@@ -85,17 +89,10 @@ def test_weight_average_follows_weights_and_batch_norm_statistics():
 
 
 def test_averaged_training_keeps_the_average_and_resumes_to_it(corpus, checkpoint, tmp_path):
-    class Killed(Exception):
-        pass
-
-    def kill_in_epoch_three(stage, done, total):
-        if stage == "epoch 3":
-            raise Killed
-
     config = replace(CONFIG, average_epochs=1.0)
     train(corpus, tmp_path / "straight.ckpt", config)
     with pytest.raises(Killed):
-        train(corpus, tmp_path / "resumed.ckpt", config, progress=kill_in_epoch_three)
+        train(corpus, tmp_path / "resumed.ckpt", config, progress=kill_in_epoch(3))
     train(corpus, tmp_path / "resumed.ckpt", config)
     straight, resumed, plain = (torch.load(path, weights_only=True)["state_dict"]
                                 for path in (tmp_path / "straight.ckpt", tmp_path / "resumed.ckpt", checkpoint))
