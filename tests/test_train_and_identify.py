@@ -10,8 +10,8 @@ from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files, median_over_time
 from timbrescope.synth.example import render_example
-from timbrescope.train.loop import (TrainConfig, _budget_schedule, band_style_mix, epoch_order, random_eq, train,
-                                   weight_average)
+from timbrescope.train.loop import (TrainConfig, _budget_schedule, _Features, band_style_mix, epoch_order, random_crop,
+                                   random_eq, train, weight_average)
 
 from audio_corpus import BAD, build
 
@@ -118,6 +118,35 @@ def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_p
     assert short.total_steps == 3 and short.last_epoch == 3  # over budget already: ends with the steps taken
     summary = train(corpus, tmp_path / "budget.ckpt", replace(config, batch_size=8, budget_seconds=1e-6))
     assert summary["epochs_run"] == 1
+
+
+def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, tmp_path):
+    n, mels, length, labels = 6, 4, 21, 3
+    inputs = torch.arange(length, dtype=torch.float32).expand(n, mels, length).clone()  # value = input frame
+    frames = torch.zeros(n, 11, labels)
+    frames[:, :3, 0] = 1  # label 0 sounds in output frames 0-2 (input frames 0-5)
+    frames[:, :, 1] = 1  # label 1 throughout
+    known = torch.tensor([True] * (n - 1) + [False])
+    clips = torch.tensor([[1.0, 1.0, 1.0]] * n)  # label 2: a clip label without frames
+    batch = _Features(inputs, clips, torch.ones(n, labels), frames, known, torch.full((n,), -1), torch.zeros(n))
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(20):
+        cut = random_crop(batch, 9, 2, rng)  # 9 input frames -> 8, i.e. 4 output frames
+        assert cut.inputs.shape == (n, mels, 8) and cut.frames.shape == (n, 4, labels)
+        first = cut.inputs[:, 0, 0].long()
+        assert (first % 2 == 0).all() and (cut.inputs[:, :, 1:] - cut.inputs[:, :, :-1] == 1).all()
+        for i in range(n):
+            torch.testing.assert_close(cut.frames[i], frames[i, first[i] // 2:first[i] // 2 + 4])
+            expected = [float(first[i] < 6), 1.0, 0.0] if known[i] else [1.0, 1.0, 1.0]
+            assert cut.clips[i].tolist() == expected
+        starts.update(first.tolist())
+    assert starts == set(range(0, 14, 2))  # every even start that leaves 8 frames
+    assert random_crop(batch, 40, 2, rng) is batch  # longer than the clip: whole clips
+    summary = train(corpus, tmp_path / "crop.ckpt", replace(CONFIG, epochs=1, crop_seconds=2.0))
+    assert summary["epochs_run"] == 1 and summary["config"]["crop_seconds"] == 2.0
+    with pytest.raises(ParameterError, match="training crop"):
+        replace(CONFIG, crop_seconds=0)
 
 
 def test_solo_and_note_shares_set_the_shares_of_their_draws():

@@ -105,7 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.train.loop import TrainConfig, train
 
     tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db",
-               "band_style_probability", "average_epochs")
+               "band_style_probability", "average_epochs", "crop_seconds")
     settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
@@ -312,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--average-epochs", type=float, default=None, metavar="EPOCHS",
                        help="validate and keep a moving average of the weights over about this many epochs "
                             "(default: the model's; 0: the last step's weights)")
+    train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
+                       help="train on a random stretch of this length of each 5-s clip (log-mel models; "
+                            "default: whole clips)")
     train.add_argument("--transfer", default=None, metavar="CKPT",
                        help="copy and freeze all but the output layers of this trained model of the same kind")
     train.add_argument("--budget-minutes", type=float, default=None,
