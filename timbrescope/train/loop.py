@@ -3,7 +3,8 @@ early stopping, per-label thresholds tuned on the validation split.
 
 Examples are cut into 5-s clips (long recordings windowed). Features are computed once by the
 model's own front-end (so they are exactly what inference computes) and kept in memory; networks
-are trained on them with the augmentation their kind allows (mixtures of two clips, SpecAugment).
+are trained on them with the augmentation their kind allows (mixtures of two clips, SpecAugment,
+optionally random stretches of each clip, EQ and band-statistics mixing).
 Frame targets come from known segments; where a dataset has none the frame loss is masked, and
 targets a dataset left unannotated (OpenMIC) are masked in the clip loss, the validation mAP and the
 thresholds. Undecodable files are skipped and counted. Classical models (``fit_arrays``) are fitted
