@@ -120,7 +120,7 @@ def test_budget_fits_the_one_cycle_schedule_into_the_time_it_holds(corpus, tmp_p
     assert summary["epochs_run"] == 1
 
 
-def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, tmp_path):
+def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, tmp_path, monkeypatch):
     n, mels, length, labels = 6, 4, 21, 3
     inputs = torch.arange(length, dtype=torch.float32).expand(n, mels, length).clone()  # value = input frame
     frames = torch.zeros(n, 11, labels)
@@ -143,8 +143,18 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
         starts.update(first.tolist())
     assert starts == set(range(0, 14, 2))  # every even start that leaves 8 frames
     assert random_crop(batch, 40, 2, rng) is batch  # longer than the clip: whole clips
-    summary = train(corpus, tmp_path / "crop.ckpt", replace(CONFIG, epochs=1, crop_seconds=2.0))
-    assert summary["epochs_run"] == 1 and summary["config"]["crop_seconds"] == 2.0
+    from timbrescope.train import loop
+
+    seen = []  # (input frames, frame-target frames) of every training batch
+
+    def recording_crop(*args):
+        cut = random_crop(*args)
+        seen.append((cut.inputs.shape[2], cut.frames.shape[1]))
+        return cut
+
+    monkeypatch.setattr(loop, "random_crop", recording_crop)
+    train(corpus, tmp_path / "crop.ckpt", replace(CONFIG, epochs=1, crop_seconds=2.0))
+    assert seen and set(seen) == {(100, 50)}  # 2 s of 20-ms input frames, 40-ms targets, in every batch
     with pytest.raises(ParameterError, match="training crop"):
         replace(CONFIG, crop_seconds=0)
 

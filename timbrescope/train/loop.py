@@ -335,12 +335,15 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     model.train()
     order = epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(), config.note_share)
     steps = math.ceil(len(order) / config.batch_size)
+    crop = None  # (input frames, input frames per output frame) of each training stretch
+    if config.crop_seconds and model.augmentation == "logmel" and model.frame_level:
+        hop = model.frontend.config.frame_seconds
+        crop = (round(config.crop_seconds / hop), round(model.frame_seconds / hop))
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
-        if config.crop_seconds and model.augmentation == "logmel" and model.frame_level:
-            hop = model.frontend.config.frame_seconds
-            batch = random_crop(batch, round(config.crop_seconds / hop), round(model.frame_seconds / hop), rng)
+        if crop:
+            batch = random_crop(batch, *crop, rng)
         batch = _augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config, rng)
         loss = _loss(model, model.forward_features(batch.inputs), batch, config)
         if hasattr(model, "penalty"):
