@@ -62,6 +62,9 @@ def test_killed_training_resumes_to_the_same_weights(corpus, checkpoint, tmp_pat
     with pytest.raises(Killed):
         train(corpus, out, CONFIG, progress=kill_in_epoch(2))
     assert (tmp_path / "resumed.ckpt.state").exists() and not out.exists()
+    state = torch.load(tmp_path / "resumed.ckpt.state", weights_only=False)
+    del state["config"]["exclude_banks"]  # as a state written before that setting existed
+    torch.save(state, tmp_path / "resumed.ckpt.state")
     train(corpus, out, CONFIG)
     resumed = torch.load(out, weights_only=True)["state_dict"]
     straight = torch.load(checkpoint, weights_only=True)["state_dict"]
@@ -157,6 +160,38 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
     assert seen and set(seen) == {(100, 50)}  # 2 s of 20-ms input frames, 40-ms targets, in every batch
     with pytest.raises(ParameterError, match="training crop"):
         replace(CONFIG, crop_seconds=0)
+
+
+def test_excluded_banks_leave_out_the_clips_they_play_in(corpus, tmp_path, monkeypatch, capsys):
+    from timbrescope.train import loop
+
+    relabelled = tmp_path / "corpus"  # the tiny corpus, its first 4 train clips played by a bank "held_out"
+    relabelled.mkdir()
+    (relabelled / "audio").symlink_to(corpus / "audio")
+    (relabelled / "corpus.json").write_bytes((corpus / "corpus.json").read_bytes())
+    rows = [json.loads(line) for line in open(corpus / "manifest.jsonl")]
+    for row in [row for row in rows if row["split"] == "train"][:4]:
+        row["parts"][0]["bank"] = "held_out"
+    (relabelled / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    train_banks = [{part["bank"] for part in row["parts"]} for row in rows if row["split"] == "train"]
+    bank, corpus = "held_out", relabelled
+    counted = []  # examples whose features are computed: the train split first
+
+    def counting(model, examples, *args):
+        counted.append(len(examples))
+        return features(model, examples, *args)
+
+    features = loop._features
+    monkeypatch.setattr(loop, "_features", counting)
+    out = tmp_path / "held-out.ckpt"
+    assert main(["train", "--data", str(corpus), "--epochs", "1", "--quiet", "--exclude-banks", bank,
+                 "--out", str(out)]) == 0
+    assert counted[0] == sum(bank not in banks for banks in train_banks) < len(train_banks)
+    assert Recognizer(out).labels  # a working model of the other banks' labels
+    assert main(["train", "--data", str(corpus), "--epochs", "1", "--quiet", "--exclude-banks", f"{bank},nosuch",
+                 "--out", str(tmp_path / "misspelt.ckpt")]) == 2
+    assert "no training clip uses the bank(s) nosuch;" in capsys.readouterr().err
+    assert not (tmp_path / "misspelt.ckpt").exists()
 
 
 def test_solo_and_note_shares_set_the_shares_of_their_draws():

@@ -114,6 +114,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ParameterError(f"--model-config must be a JSON object, got {args.model_config!r} ({exc})") from None
     config = TrainConfig(model=args.model, model_config=model_config, epochs=args.epochs, patience=args.patience,
                          seed=args.seed, limit=args.limit, transfer_from=args.transfer,
+                         exclude_banks=tuple(filter(None, (args.exclude_banks or "").split(","))),
                          budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None, **settings)
     bars: dict = {}
 
@@ -315,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
                        help="train on a random stretch of this length of each 5-s clip (log-mel models; "
                             "default: whole clips)")
+    train.add_argument("--exclude-banks", default=None, metavar="BANK[,BANK]",
+                       help="leave out the training clips that these rendered banks play a part in "
+                            "(e.g. to judge on real recordings of a held-out bank)")
     train.add_argument("--transfer", default=None, metavar="CKPT",
                        help="copy and freeze all but the output layers of this trained model of the same kind")
     train.add_argument("--budget-minutes", type=float, default=None,

@@ -65,6 +65,7 @@ class TrainConfig:
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
+    exclude_banks: tuple[str, ...] = ()  # rendered banks whose training clips are left out (held-out-bank studies)
     seed: int = 0
     limit: int | None = None  # at most this many examples per split (quick experiments)
     budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
@@ -120,7 +121,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train_examples = clip_examples(dataset.sample("train", config.limit, config.seed), CLIP_SECONDS)
+    train_examples = without_banks(dataset.sample("train", config.limit, config.seed), config.exclude_banks)
+    train_examples = clip_examples(train_examples, CLIP_SECONDS)
     valid_examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
     labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
     if not labels:
@@ -193,7 +195,8 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state["config"] != asdict(config) or state["labels"] != labels:
+        saved_config = asdict(TrainConfig()) | state["config"]  # settings newer than the state take defaults
+        if saved_config != asdict(config) or state["labels"] != labels:
             raise DataError(f"{state_path} belongs to another training run; delete it to start again")
         model.load_state_dict(state["model"])
         if averaged:
@@ -318,6 +321,16 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
         torch.tensor([is_single_note(ex) for ex in kept]))
+
+
+def without_banks(examples: list[Example], banks: tuple[str, ...]) -> list[Example]:
+    """``examples`` less the rendered clips with a part played by one of ``banks`` (ParameterError if a
+    bank plays no part of any of them, e.g. a misspelt name)."""
+    played = [{part.get("bank") for part in ex.metadata.get("parts") or []} for ex in examples]
+    if unknown := sorted(set(banks) - set().union(*played)):
+        raise ParameterError(f"no training clip uses the bank(s) {', '.join(unknown)}; "
+                             f"bank names are listed in the corpus manifest's parts")
+    return [ex for ex, used in zip(examples, played) if not used & set(banks)]
 
 
 def is_single_note(example: Example) -> bool:
