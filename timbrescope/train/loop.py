@@ -326,11 +326,12 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
 def without_banks(examples: list[Example], banks: tuple[str, ...]) -> list[Example]:
     """``examples`` less the rendered clips with a part played by one of ``banks`` (ParameterError if a
     bank plays no part of any of them, e.g. a misspelt name)."""
+    banks = set(banks)
     played = [{part.get("bank") for part in ex.metadata.get("parts") or []} for ex in examples]
-    if unknown := sorted(set(banks) - set().union(*played)):
+    if unknown := sorted(banks - set().union(*played)):
         raise ParameterError(f"no training clip uses the bank(s) {', '.join(unknown)}; "
                              f"bank names are listed in the corpus manifest's parts")
-    return [ex for ex, used in zip(examples, played) if not used & set(banks)]
+    return [ex for ex, used in zip(examples, played) if not used & banks]
 
 
 def is_single_note(example: Example) -> bool:
