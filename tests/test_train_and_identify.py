@@ -194,6 +194,26 @@ def test_excluded_banks_leave_out_the_clips_they_play_in(corpus, tmp_path, monke
     assert not (tmp_path / "misspelt.ckpt").exists()
 
 
+def test_extra_train_data_adds_its_train_split_only(corpus, tmp_path, capsys):
+    from timbrescope.train.loop import train
+
+    copy = tmp_path / "second"  # a second corpus with the same example ids, as `synth --seed 1` writes
+    copy.mkdir()
+    for name in ("audio", "corpus.json", "manifest.jsonl"):
+        (copy / name).symlink_to(corpus / name)
+    rows = [json.loads(line) for line in open(corpus / "manifest.jsonl")]
+    n_train, n_valid = (sum(row["split"] == split for row in rows) for split in ("train", "validation"))
+    cache = {}
+    summary = train(corpus, tmp_path / "two.ckpt", replace(CONFIG, epochs=1, extra_train=(str(copy),)),
+                    feature_cache=cache)
+    assert summary["train_clips"] == 2 * n_train and summary["validation_clips"] == n_valid
+    assert [len(store) for store in cache.values()] == [2 * n_train + n_valid]  # ids kept apart, not shared
+    assert main(["train", "--data", str(corpus), "--extra-train", str(tmp_path / "nosuch"), "--epochs", "1",
+                 "--quiet", "--out", str(tmp_path / "bad.ckpt")]) == 2
+    assert "nosuch: no such corpus folder" in capsys.readouterr().err
+    assert not (tmp_path / "bad.ckpt").exists()
+
+
 def test_solo_and_note_shares_set_the_shares_of_their_draws():
     clips = torch.zeros(100, 3)
     clips[:10, 0] = 1  # 10 single-instrument clips

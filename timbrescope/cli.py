@@ -115,6 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(model=args.model, model_config=model_config, epochs=args.epochs, patience=args.patience,
                          seed=args.seed, limit=args.limit, transfer_from=args.transfer,
                          exclude_banks=tuple(filter(None, (args.exclude_banks or "").split(","))),
+                         extra_train=tuple(str(spec) for spec in args.extra_train),
                          budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None, **settings)
     bars: dict = {}
 
@@ -316,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
                        help="train on a random stretch of this length of each 5-s clip (log-mel models; "
                             "default: whole clips)")
+    train.add_argument("--extra-train", action="append", default=[], metavar="SPEC",
+                       help="also train on the train split of this data (repeatable; e.g. a corpus rendered with "
+                            "another --seed); validation and thresholds stay with --data's validation split")
     train.add_argument("--exclude-banks", default=None, metavar="BANK[,BANK]",
                        help="leave out the training clips that these rendered banks play a part in "
                             "(e.g. to judge on real recordings of a held-out bank)")

@@ -66,6 +66,7 @@ class TrainConfig:
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
     exclude_banks: tuple[str, ...] = ()  # rendered banks whose training clips are left out (held-out-bank studies)
+    extra_train: tuple[str, ...] = ()  # data specs whose train splits are trained on too (validation stays the main one's)
     seed: int = 0
     limit: int | None = None  # at most this many examples per split (quick experiments)
     budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
@@ -121,7 +122,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train_examples = without_banks(dataset.sample("train", config.limit, config.seed), config.exclude_banks)
+    train_examples = dataset.sample("train", config.limit, config.seed) + extra_train_examples(config)
+    train_examples = without_banks(train_examples, config.exclude_banks)
     train_examples = clip_examples(train_examples, CLIP_SECONDS)
     valid_examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
     labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
@@ -321,6 +323,14 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
         torch.tensor([is_single_note(ex) for ex in kept]))
+
+
+def extra_train_examples(config: TrainConfig) -> list[Example]:
+    """The train splits of ``config.extra_train``, their ids prefixed with the spec's position (``2:train-000001``)
+    so that they never collide with the main data's ids (corpora rendered by ``synth`` share id patterns)."""
+    return [replace(ex, id=f"{position}:{ex.id}")
+            for position, spec in enumerate(config.extra_train, start=2)
+            for ex in open_dataset(spec).sample("train", config.limit, config.seed)]
 
 
 def without_banks(examples: list[Example], banks: tuple[str, ...]) -> list[Example]:
