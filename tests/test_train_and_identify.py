@@ -146,6 +146,16 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
         starts.update(first.tolist())
     assert starts == set(range(0, 14, 2))  # every even start that leaves 8 frames
     assert random_crop(batch, 40, 2, rng) is batch  # longer than the clip: whole clips
+    notes = replace(batch, frames=torch.zeros(n, 11, labels), single_note=torch.tensor([True, True, False] * 2))
+    notes.frames[:, 5:, 0] = 1  # a note from output frame 5 (its onset) to the end
+    notes.frames[1, :, 0] = 0  # ... but clip 1 is silent throughout
+    note_starts, other_starts = set(), set()
+    for _ in range(50):
+        first = random_crop(notes, 9, 2, rng).inputs[:, 0, 0].long() // 2  # output frames
+        note_starts.update(first[[0, 3]].tolist())
+        other_starts.update(first[[1, 2, 4]].tolist())
+    assert note_starts == set(range(6))  # a note's stretch always holds its onset (and may start before it)
+    assert other_starts == set(range(7))  # other clips (and silent notes) start anywhere
     from timbrescope.train import loop
 
     seen = []  # (input frames, frame-target frames) of every training batch

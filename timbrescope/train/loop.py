@@ -392,12 +392,19 @@ def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Ge
     """Each clip's log-mel ``[n, mels, frames]`` cut to a random stretch of ``length`` frames (rounded down
     to a multiple of ``time_pool``, the input frames per output frame, and starting on one, so the frame
     targets ``[n, frames / time_pool, labels]`` are cut to the same stretch); where frame targets are
-    known, a clip's targets become the labels sounding in its stretch. Cheaper steps, and more positions."""
+    known, a clip's targets become the labels sounding in its stretch. Cheaper steps, and more positions.
+    A single-note clip's stretch always holds the note's onset (its first sounding frame): the attack
+    is what tells most instruments apart, and a real note recording starts with it."""
     frames = batch.inputs.shape[2]
     length -= length % time_pool
     if length <= 0 or length >= frames:
         return batch
-    starts = rng.integers(0, (frames - length) // time_pool + 1, len(batch.inputs))  # in output frames
+    last = (frames - length) // time_pool  # the latest start, in output frames
+    starts = rng.integers(0, last + 1, len(batch.inputs))
+    sounding = batch.frames.amax(dim=2) > 0.5  # [n, output frames]
+    onsets = np.minimum(sounding.int().argmax(dim=1).numpy(), last)
+    anchored = (batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)).numpy()
+    starts = np.where(anchored, (rng.random(len(starts)) * (onsets + 1)).astype(int), starts)
     inputs = torch.stack([x[:, s * time_pool:s * time_pool + length] for x, s in zip(batch.inputs, starts)])
     cut = torch.stack([f[s:s + length // time_pool] for f, s in zip(batch.frames, starts)])
     clips = torch.where(batch.frame_known[:, None], cut.amax(dim=1), batch.clips)
