@@ -296,6 +296,35 @@ def test_sigkill_mid_build_then_the_same_command_finishes_the_same_corpus(tiny_c
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
+def test_killed_build_takes_its_workers_with_it(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "timbrescope.cli", "synth", "--preset", "tiny", "--seed", "2",
+               "--workers", "2", "--quiet", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 120
+    progress = tmp_path / PROGRESS
+    while time.monotonic() < deadline and not (progress.exists() and progress.read_text().count("\n") >= 2):
+        time.sleep(0.05)  # clips rendered: the workers are up
+    workers = [int(pid) for pid in children.read_text().split()]
+    assert len(workers) >= 2 and process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    process.wait()
+    deadline = time.monotonic() + 20
+
+    def running(pid: int) -> bool:
+        stat = Path(f"/proc/{pid}/stat")
+        return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # not a zombie
+
+    while time.monotonic() < deadline and any(map(running, workers)):
+        time.sleep(0.1)
+    assert not [Path(f"/proc/{pid}/cmdline").read_text()[-60:] for pid in workers if running(pid)]
+
+
 def _npm_package(path: Path, notes: dict[str, float]) -> Path:
     """A tonejs-style npm tarball: ``package/<note>.mp3`` (a 1.5-s harmonic tone per ``{name: Hz}``)."""
     import io

@@ -15,9 +15,12 @@ recorded only after its audio file has been renamed into place.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from collections import Counter
@@ -221,6 +224,8 @@ _worker: dict = {}
 
 
 def _init_worker(settings: Settings, banks: list[Bank], coverage: dict, out: Path) -> None:
+    if sys.platform.startswith("linux"):  # end with the build: a killed `synth` leaves no worker rendering on
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # prctl(PR_SET_PDEATHSIG, SIGTERM)
     _worker.update(settings=settings, banks=banks, coverage=coverage, out=out,
                    renderer=Renderer(settings.preset.sample_rate))
 
