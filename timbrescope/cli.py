@@ -315,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="validate and keep a moving average of the weights over about this many epochs "
                             "(default: the model's; 0: the last step's weights)")
     train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
-                       help="train on a random stretch of this length of each 5-s clip (log-mel models; "
-                            "default: whole clips)")
+                       help="train on a random stretch of this length of each 5-s clip, a single note's stretch "
+                            "holding its onset (log-mel models; default: whole clips)")
     train.add_argument("--extra-train", action="append", default=[], metavar="SPEC",
                        help="also train on the train split of this data (repeatable; e.g. a corpus rendered with "
                             "another --seed); validation and thresholds stay with --data's validation split")
