@@ -48,6 +48,19 @@ def test_tiny_manifest_rows_carry_exact_labels(tiny_corpus):
     assert not list(out.glob(PROGRESS)) and not list(out.rglob(".*.tmp"))
 
 
+def test_notes_preset_renders_one_sounding_note_per_clip(tmp_path):
+    notes = replace(resolve_preset("notes"), clips={"train": 8, "validation": 2, "test": 0}, clip_seconds=3.0,
+                    soundfonts=TINY.soundfonts, freepats=False, hydrogen_drumkits=False)
+    build_corpus(tmp_path, Settings(notes, seed=3), workers=1)
+    rows = read_manifest(tmp_path)
+    assert [r["split"] for r in rows] == ["train"] * 8 + ["validation"] * 2
+    for row in rows:
+        assert len(row["parts"]) == 1 and row["parts"][0]["material"] == "note" and row["piece"] is None
+        [segment] = row["segments"]
+        assert segment["label"] == row["instruments"][0] and segment["end"] > segment["start"]
+    assert len({r["instruments"][0] for r in rows}) > 3, "the label of each clip is drawn anew"
+
+
 def test_same_seed_gives_byte_identical_manifest(tiny_corpus, tmp_path):
     out, _ = tiny_corpus
     build_corpus(tmp_path, Settings(TINY, seed=1), workers=1)

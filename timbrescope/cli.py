@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=_cmd_info)
 
     synth = commands.add_parser("synth", help="render a training corpus with exact labels")
-    synth.add_argument("--preset", default="tiny", help="tiny, small or default (default: tiny)")
+    synth.add_argument("--preset", default="tiny", help="tiny, small, default or notes (one note per clip) (default: tiny)")
     synth.add_argument("--out", required=True, type=Path, help="output folder")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=os.cpu_count() or 1)

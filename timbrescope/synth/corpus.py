@@ -70,6 +70,10 @@ PRESETS = {
                    soundfonts=("fluidr3", "timgm6mb", "csound"), freepats=False, hydrogen_drumkits=False),
     "small": Preset("small", {"train": 480, "validation": 60, "test": 60}),
     "default": Preset("default", {"train": 15_000, "validation": 1_000, "test": 1_000}),
+    # one instrument playing one note (a kit piece's single hit) per clip, as in note datasets and most real
+    # multisample libraries: more distinct notes to train on, and a larger single-note validation bank
+    "notes": Preset("notes", {"train": 10_000, "validation": 2_000, "test": 1_000}, solo_share=1.0,
+                    single_note_share=1.0, score_share=0.0),
 }
 
 
