@@ -16,11 +16,14 @@ DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont ti
 TEST_DEB_PACKAGES := chromium chromium-driver
 DEMO_DIR := out/demo
 MODEL_CORPUS := out/corpus-default
+NOTES_CORPUS := out/corpus-notes
 SHIPPED_MODEL := timbrescope/models/pretrained/timbrenet-default.ckpt
 # Real recorded SFZ instruments, used when the shared folder is there (the recipe works without them).
 TRAINBANKS := $(wildcard ../shared/trainbanks/BANKS.csv)
 SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
+# v0.6.0's recipe: 3-s crops that keep a note's onset, 26 epochs of the 25,000 clips (corpus + notes), seed 1.
 MODEL_EPOCHS ?= 26
+MODEL_SEED ?= 1
 
 .PHONY: setup demo test model clean
 
@@ -50,10 +53,12 @@ demo: setup
 test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
-# Reproduces the shipped model from scratch: render the default corpus, then train on it (CPU).
+# Reproduces the shipped model from scratch: render the default and notes corpora, then train on both (CPU).
 model: setup
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS)
-	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --out $(SHIPPED_MODEL) --epochs $(MODEL_EPOCHS)
+	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival $(SFZ_ARGS)
+	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --extra-train $(NOTES_CORPUS) --out $(SHIPPED_MODEL) \
+		--epochs $(MODEL_EPOCHS) --crop-seconds 3 --seed $(MODEL_SEED)
 	$(BIN)/timbrescope export --model $(SHIPPED_MODEL)
 
 clean:
