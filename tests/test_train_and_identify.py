@@ -11,7 +11,7 @@ from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files, median_over_time
 from timbrescope.synth.example import render_example
 from timbrescope.train.loop import (TrainConfig, _budget_schedule, _Features, band_style_mix, epoch_order, random_crop,
-                                   random_eq, train, weight_average)
+                                    random_eq, solo_cross_entropy, train, weight_average)
 
 from audio_corpus import BAD, build
 
@@ -244,6 +244,18 @@ def test_solo_and_note_shares_set_the_shares_of_their_draws():
         TrainConfig(solo_share=0.5, note_share=0.5)
     with pytest.raises(ParameterError, match="note share"):
         TrainConfig(note_share=0.2)
+
+
+def test_solo_cross_entropy_scores_only_fully_known_single_instrument_draws():
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 0.0, 0.0], [9.0, -9.0, 0.0], [0.0, 5.0, 0.0]])
+    clips = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 1, 0], [0, 1, 0]])
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 1], [1, 1, 1], [1, 0, 1]])
+    # rows 0 and 1 count: the mixture (row 2) and the draw with an unknown label (row 3) do not
+    expected = (-torch.log_softmax(logits[0], 0)[0] - torch.log_softmax(logits[1], 0)[1]) / 2
+    assert torch.isclose(solo_cross_entropy(logits, clips, mask), expected)
+    assert solo_cross_entropy(logits[2:3], clips[2:3], mask[2:3]).item() == 0.0
+    with pytest.raises(ParameterError, match="solo loss"):
+        TrainConfig(solo_loss_weight=-1)
 
 
 def test_random_eq_adds_one_smooth_curve_per_clip_within_its_range():

@@ -105,7 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.train.loop import TrainConfig, train
 
     tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db",
-               "band_style_probability", "average_epochs", "crop_seconds")
+               "band_style_probability", "average_epochs", "crop_seconds", "solo_loss_weight")
     settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
@@ -317,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
                        help="train on a random stretch of this length of each 5-s clip, a single note's stretch "
                             "holding its onset (log-mel models; default: whole clips)")
+    train.add_argument("--solo-loss-weight", type=float, default=None, metavar="WEIGHT",
+                       help="add a cross-entropy over labels on single-instrument draws, with this weight, to rank "
+                            "the playing instrument first (default: the model's; 0: off)")
     train.add_argument("--extra-train", action="append", default=[], metavar="SPEC",
                        help="also train on the train split of this data (repeatable; e.g. a corpus rendered with "
                             "another --seed); validation and thresholds stay with --data's validation split")

@@ -63,6 +63,7 @@ class TrainConfig:
     band_style_probability: float = 0.0  # share of clips whose per-band level statistics are mixed with another's
     average_epochs: float = 0.0  # validate and keep a moving average of the weights over ~this many epochs (0: off)
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
+    solo_loss_weight: float = 0.0  # weight of a cross-entropy over labels on single-instrument draws (top-1 ranking)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
     exclude_banks: tuple[str, ...] = ()  # rendered banks whose training clips are left out (held-out-bank studies)
@@ -80,6 +81,8 @@ class TrainConfig:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
+        if self.solo_loss_weight < 0:
+            raise ParameterError(f"the solo loss weight must be >= 0, got {self.solo_loss_weight}")
         if self.average_epochs < 0:
             raise ParameterError(f"the weight-averaging horizon must be >= 0 epochs, got {self.average_epochs}")
         if self.eq_db < 0 or not 0 <= self.band_style_probability <= 1:
@@ -460,10 +463,23 @@ def _loss(model: nn.Module, out: dict, target: _Features, config: TrainConfig) -
             weight = target.frame_known.float()[:, None, None].expand_as(target.frames)
             frame = functional.binary_cross_entropy_with_logits(out["frame_logits"], target.frames, reduction="none")
             loss = loss + config.frame_loss_weight * (frame * weight).sum() / weight.sum()
+        if config.solo_loss_weight > 0:
+            loss = loss + config.solo_loss_weight * solo_cross_entropy(out["clip_logits"], target.clips, target.mask)
     if "composer_logits" in out and (target.composers >= 0).any():
         loss = loss + config.composer_loss_weight * functional.cross_entropy(
             out["composer_logits"], target.composers, ignore_index=-1)
     return loss
+
+
+def solo_cross_entropy(clip_logits: torch.Tensor, clips: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over labels ``[batch, labels]`` of the draws with exactly one positive label and
+    every label known (single-instrument clips after mixing); 0 when there are none. Binary cross-entropy
+    scores each label on its own; this term ranks the playing label above the others, which is what
+    single-instrument top-1 asks."""
+    solo = (clips.sum(dim=1) == 1) & mask.bool().all(dim=1)
+    if not solo.any():
+        return clip_logits.sum() * 0.0
+    return nn.functional.cross_entropy(clip_logits[solo], clips[solo].argmax(dim=1))
 
 
 def _augment(batch: _Features, kind: str | None, config: TrainConfig, rng: np.random.Generator) -> _Features:
