@@ -3,7 +3,8 @@
 `lmms-common` (GPL-2+, share/lmms/samples/instruments) and `sonic-pi-samples` (CC0 files from
 Freesound, per its copyright file) carry 27 readable recordings for 12 labels, several of which
 (electric guitar, electric piano, violin, piano, voice) no other legal judge has. None of them is in
-a training source of the corpus presets. Too few to decide on alone (one recording is 0.037 of
+the packages the corpus presets train on (whether a General-MIDI soundfont re-uses one is not
+checked). Too few to decide on alone (one recording is 0.037 of
 top-1); a reported figure beside the npm notes. The LMMS notes' origins are not stated in the
 package's copyright file, so "recorded" is assumed from their names.
 
