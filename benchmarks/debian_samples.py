@@ -1,12 +1,12 @@
 """A third real-audio judge: the recorded instrument samples of two Debian packages, as a manifest.
 
 `lmms-common` (GPL-2+, share/lmms/samples/instruments) and `sonic-pi-samples` (CC0 files from
-Freesound, per its copyright file) carry 27 readable recordings for 12 labels, several of which
+Freesound, per its copyright file) carry 27 readable recordings of 11 labels, several of which
 (electric guitar, electric piano, violin, piano, voice) no other legal judge has. None of them is in
 the packages the corpus presets train on (whether a General-MIDI soundfont re-uses one is not
-checked). Too few to decide on alone (one recording is 0.037 of
-top-1); a reported figure beside the npm notes. The LMMS notes' origins are not stated in the
-package's copyright file, so "recorded" is assumed from their names.
+checked). Too few to decide on alone (one recording is 0.037 of top-1): a figure reported beside the
+npm notes. The LMMS notes' origins are not stated in the package's copyright file, so "recorded" is
+assumed from their names.
 
     python benchmarks/debian_samples.py --out build/debian-samples
     python benchmarks/realdev_accuracy.py --manifest build/debian-samples/MANIFEST.csv
