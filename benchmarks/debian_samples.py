@@ -18,8 +18,6 @@ them with `dpkg-deb -x` and copies the files below; MANIFEST.csv has realdev's c
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import shutil
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from pathlib import Path
 import soundfile as sf
 
 from timbrescope.fileio import atomic_write_text
+from timbrescope.synth.npm_banks import MANIFEST_COLUMNS, csv_text
 
 LMMS = ("lmms-common", "usr/share/lmms/samples/instruments", "GPL-2+")
 SONIC_PI = ("sonic-pi-samples", "usr/share/sonic-pi/samples", "CC0-1.0")
@@ -89,12 +88,9 @@ def build(out: Path) -> int:
             if not source.is_file():
                 sys.exit(f"error: {package} holds no {folder}/{name}")
             shutil.copyfile(source, out / name)
-            rows.append((package, name, label, kind, f"{sf.info(out / name).duration:.3f}", licence))
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("source", "path", "labels", "kind", "duration_s", "licence"))
-    writer.writerows(rows)
-    atomic_write_text(out / "MANIFEST.csv", text.getvalue())
+            values = (package, name, label, kind, f"{sf.info(out / name).duration:.3f}", licence)
+            rows.append(dict(zip(MANIFEST_COLUMNS, values)))
+    atomic_write_text(out / "MANIFEST.csv", csv_text(MANIFEST_COLUMNS, rows))
     return len(rows)
 
 

