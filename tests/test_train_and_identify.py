@@ -487,6 +487,24 @@ def test_shipped_onnx_model_is_the_shipped_checkpoint_and_runs_without_torch(exa
     assert json.loads(done.stdout) == ["default", False]
 
 
+def test_identify_holds_numpy_blas_to_one_thread_and_restores_it(example, monkeypatch):
+    """While batches run, NumPy's BLAS runs on one thread (its own threads would spin against the
+    batch threads); afterwards the caller's setting is back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from timbrescope import inference
+
+    seen = []
+    log_mel = inference.log_mel
+    monkeypatch.setattr(inference, "log_mel", lambda *a: seen.append(
+        {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}) or log_mel(*a))
+    with threadpool_limits(2, user_api="blas"):
+        Recognizer().identify(example)
+        after = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    assert seen and all(threads == {1} for threads in seen)
+    assert after == {2}
+
+
 def test_ensemble_benchmark_scores_members_and_their_mean(checkpoint, corpus, tmp_path):
     """An ensemble of one model twice is that model: every row of the table carries its figures."""
     import subprocess
