@@ -99,6 +99,7 @@ class _Fixed:
         class R:
             instruments = [{"label": k, "score": v} for k, v in zip(self.labels, row)]
             frames = np.tile(np.array(row, np.float32), (25, 1))
+            active = frames >= 0.5
             composers = None
 
         return R()

@@ -42,9 +42,10 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
     out["clip_logits"].sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     model.eval()
-    save_checkpoint(tmp_path / "m.ckpt", model, name, [0.5, 0.4, 0.3], {"note": "test"})
+    save_checkpoint(tmp_path / "m.ckpt", model, name, [0.5, 0.4, 0.3], [0.2, 0.1, 0.3], {"note": "test"})
     loaded, meta = load_checkpoint(tmp_path / "m.ckpt")
     assert meta["thresholds"] == pytest.approx([0.5, 0.4, 0.3]) and loaded.labels == LABELS
+    assert meta["frame_thresholds"] == pytest.approx([0.2, 0.1, 0.3]) and meta["training"] == {"note": "test"}
     with torch.no_grad():
         torch.testing.assert_close(loaded(waveform)["clip_logits"], model(waveform)["clip_logits"])
 
@@ -99,7 +100,7 @@ def test_unfitted_classical_model_says_so():
 
 def test_checkpoint_of_another_taxonomy_or_not_a_checkpoint_is_refused(tmp_path):
     model = create_model("timbrenet", labels=LABELS)
-    save_checkpoint(tmp_path / "m.ckpt", model, "timbrenet", [0.5] * 3, {})
+    save_checkpoint(tmp_path / "m.ckpt", model, "timbrenet", [0.5] * 3, [0.5] * 3, {})
     payload = torch.load(tmp_path / "m.ckpt", weights_only=True)
     payload["taxonomy_version"] = "0"
     torch.save(payload, tmp_path / "old.ckpt")

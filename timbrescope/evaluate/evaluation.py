@@ -41,6 +41,7 @@ class Scored:
     scores: np.ndarray
     frames: list[np.ndarray]
     composers: list[list[str]] | None = None  # per example, the model's composers best first
+    active: list[np.ndarray] | None = None  # per example, bool [T, labels]: the frames of its timeline
 
 
 def evaluate(data: str | Path | Dataset, recognizer, split: str = "test", windows: int | None = None,
@@ -93,7 +94,7 @@ def load_groups(path: Path) -> dict[str, list[str]]:
 def score_examples(recognizer, examples: list[Example], progress=None) -> tuple[Scored, list[str]]:
     """Scores of ``recognizer`` on each example (its file, or its region of a file); examples that
     cannot be decoded are skipped, each with its reason."""
-    kept, scores, frames, skipped, composers = [], [], [], [], []
+    kept, scores, frames, skipped, composers, active = [], [], [], [], [], []
     index = {label: i for i, label in enumerate(recognizer.labels)}
     for i, ex in enumerate(examples):
         try:
@@ -110,10 +111,11 @@ def score_examples(recognizer, examples: list[Example], progress=None) -> tuple[
         kept.append(ex)
         scores.append(row)
         frames.append(result.frames)
+        active.append(result.active)
         composers.append([item["label"] for item in result.composers or []])
         if progress:
             progress(i + 1, len(examples))
-    return Scored(kept, np.array(scores).reshape(len(kept), len(index)), frames, composers), skipped
+    return Scored(kept, np.array(scores).reshape(len(kept), len(index)), frames, composers, active), skipped
 
 
 def _random_windows(ex: Example, count: int, rng: np.random.Generator) -> list[Example]:
@@ -147,8 +149,9 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
         grouped = _grouped(scored, labels, detected, group_map)
         if grouped:
             metrics["grouped"] = grouped
-    if getattr(recognizer, "frame_level", True) and any(ex.segments is not None for ex in scored.examples):
-        metrics["frames"] = _frames(recognizer, scored, labels, thresholds)
+    if scored.active and getattr(recognizer, "frame_level", True) and any(ex.segments is not None
+                                                                           for ex in scored.examples):
+        metrics["frames"] = _frames(recognizer, scored, labels)
     composed = [(ex.metadata["composer"], ranking) for ex, ranking in zip(scored.examples, scored.composers or [])
                 if ex.metadata.get("composer") and ranking]
     if composed:
@@ -276,13 +279,14 @@ def _family(name: str) -> str | None:
         return name if name in FAMILIES else None
 
 
-def _frames(recognizer, scored: Scored, labels: list[str], thresholds: np.ndarray) -> dict:
+def _frames(recognizer, scored: Scored, labels: list[str]) -> dict:
+    """Frame metrics of the timelines ``identify`` draws (``Result.active``)."""
     frames_true, frames_pred, clip_ids = [], [], []
-    for i, (ex, frames) in enumerate(zip(scored.examples, scored.frames)):
+    for i, (ex, active) in enumerate(zip(scored.examples, scored.active)):
         if ex.segments is None:
             continue
-        frames_true.append(frame_target(ex.segments, labels, len(frames), recognizer.frame_seconds))
-        frames_pred.append(frames >= thresholds)
-        clip_ids.append(np.full(len(frames), i))
+        frames_true.append(frame_target(ex.segments, labels, len(active), recognizer.frame_seconds))
+        frames_pred.append(active)
+        clip_ids.append(np.full(len(active), i))
     return frame_metrics(labels, np.concatenate(frames_true), np.concatenate(frames_pred), recognizer.frame_seconds,
                          np.concatenate(clip_ids))

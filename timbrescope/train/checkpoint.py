@@ -22,11 +22,14 @@ from timbrescope.taxonomy import TAXONOMY_VERSION
 CHECKPOINT_FORMAT = 1
 
 
-def save_checkpoint(path: Path, model: nn.Module, name: str, thresholds: list[float], training: dict) -> None:
-    """Write ``model`` (registered as ``name``, with its ``config``) and its decision thresholds."""
+def save_checkpoint(path: Path, model: nn.Module, name: str, thresholds: list[float],
+                    frame_thresholds: list[float], training: dict) -> None:
+    """Write ``model`` (registered as ``name``, with its ``config``) and its decision thresholds: per
+    label, for detecting it in a clip and for drawing its timeline."""
     payload = {"format": CHECKPOINT_FORMAT, "model": name, "config": model.config,
                "taxonomy_version": TAXONOMY_VERSION, "state_dict": model.state_dict(),
-               "thresholds": [float(t) for t in thresholds], "training": training}
+               "thresholds": [float(t) for t in thresholds],
+               "frame_thresholds": [float(t) for t in frame_thresholds], "training": training}
     atomic_torch_save(payload, Path(path))
 
 

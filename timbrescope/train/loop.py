@@ -1,5 +1,5 @@
 """Training any registered model on any dataset (a rendered corpus by default): resumable, with
-early stopping, per-label thresholds tuned on the validation split.
+early stopping, per-label clip and frame (timeline) thresholds tuned on the validation split.
 
 Examples are cut into 5-s clips (long recordings windowed). Features are computed once by the
 model's own front-end (so they are exactly what inference computes) and kept in memory; networks
@@ -11,7 +11,7 @@ thresholds. Undecodable files are skipped and counted. Classical models (``fit_a
 once on the same features. Datasets of precomputed features (UIowa) train the models that accept them.
 
 Files written beside ``out`` (e.g. ``model.ckpt``):
-``model.ckpt`` the best model (by validation mAP) with per-label thresholds tuned on validation;
+``model.ckpt`` the best model (by validation mAP) with its per-label thresholds tuned on validation;
 ``model.ckpt.state`` the resume state after the last complete epoch (removed when training ends);
 ``model.ckpt.log.jsonl`` one line per epoch (losses, validation mAP, learning rate, seconds).
 """
@@ -39,6 +39,7 @@ from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
 from timbrescope.models.registry import accepts_features, list_models
+from timbrescope.timeline import timeline_scores
 from timbrescope.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 
 
@@ -145,16 +146,53 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
                                      progress)
     model.load_state_dict(best["state"])
-    _, scores = _evaluate(model, valid_feats, config)
-    thresholds = best_thresholds(valid_feats.clips.numpy(), scores, valid_feats.mask.numpy())
+    thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config)
     summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.clips),
                "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
                "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
                "history": history}
-    save_checkpoint(out, model, config.model, thresholds.tolist(), summary)
+    save_checkpoint(out, model, config.model, thresholds.tolist(), frame_thresholds.tolist(), summary)
     state_path.unlink(missing_ok=True)
     return summary
+
+
+def tune_thresholds(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label thresholds ``[labels]`` on ``feats`` (the validation split): clip thresholds with the
+    best F1 of the clip scores, and frame thresholds with the best frame F1 of the timelines that
+    ``identify`` draws (``timeline.timeline_scores`` of the labels each clip's scores detect under
+    those clip thresholds), over the clips with known frames. A label without sounding frames, or a
+    model without frame resolution, keeps its clip threshold for frames."""
+    _, scores, frames = _evaluate(model, feats, config)
+    clip_thresholds = best_thresholds(feats.clips.numpy(), scores, feats.mask.numpy())
+    known = feats.frame_known.numpy().astype(bool)
+    if not (model.frame_level and known.any()):
+        return clip_thresholds, clip_thresholds.copy()
+    n_labels = scores.shape[1]
+    truth = (feats.frames.float().numpy()[known] >= 0.5).reshape(-1, n_labels)
+    timelines = np.concatenate([timeline_scores(clip_frames, clip_scores >= clip_thresholds)
+                                for clip_frames, clip_scores in zip(frames[known], scores[known])])
+    tuned = best_thresholds(truth, timelines)
+    return clip_thresholds, np.where(truth.any(axis=0), tuned, clip_thresholds).astype(np.float32)
+
+
+def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: str | Path | None = None) -> dict:
+    """Tune a trained model's clip and frame thresholds again on ``data``'s validation split (as
+    ``train`` does at its end) and write the checkpoint, weights unchanged, to ``out`` (default: in
+    place, atomically). Returns ``{"validation_clips", "skipped_files", "thresholds", "frame_thresholds"}``."""
+    model, meta = load_checkpoint(Path(checkpoint))
+    out = Path(out) if out is not None else Path(checkpoint)
+    ensure_writable_folder(out.parent)
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    skipped = SkipLog()
+    feats = _features(model, clip_examples(dataset.sample("validation", None, 0), CLIP_SECONDS), skipped, None,
+                      lambda done, total: None)
+    if not len(feats.clips):
+        raise DataError(f"{dataset.name}: no validation clip could be decoded")
+    thresholds, frame_thresholds = tune_thresholds(model, feats, TrainConfig(model=meta["model"]))
+    save_checkpoint(out, model, meta["model"], thresholds.tolist(), frame_thresholds.tolist(), meta["training"])
+    return {"validation_clips": len(feats.clips), "skipped_files": len(skipped),
+            "thresholds": thresholds.tolist(), "frame_thresholds": frame_thresholds.tolist()}
 
 
 def _model_config(config: TrainConfig, dataset: Dataset, examples: list[Example]) -> dict:
@@ -225,7 +263,7 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
             model, train_feats, optimiser, schedule, config, rng,
             lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total),
             fit_to_budget if epoch == 0 and config.budget_seconds else None, averaged)
-        valid_loss, scores = _evaluate(judged, valid_feats, config)
+        valid_loss, scores, _ = _evaluate(judged, valid_feats, config)
         val_map = _validation_map(valid_feats, scores)
         seconds = round(time.perf_counter() - started, 1)
         if config.budget_seconds and schedule.last_epoch < schedule.total_steps:  # re-plan at the pace so far
@@ -276,7 +314,7 @@ def _fit_classical(model, train_feats: _Features, valid_feats: _Features, config
     """One fit of a scikit-learn pipeline; returns (history, best) shaped like a one-epoch run."""
     started = time.perf_counter()
     model.fit_arrays(train_feats.inputs.float().numpy(), train_feats.clips.numpy())
-    valid_loss, scores = _evaluate(model, valid_feats, config)
+    valid_loss, scores, _ = _evaluate(model, valid_feats, config)
     val_map = _validation_map(valid_feats, scores)
     history = [{"epoch": 1, "train_loss": None, "valid_loss": round(valid_loss, 5), "valid_map": round(val_map, 5),
                 "learning_rate": None, "seconds": round(time.perf_counter() - started, 1)}]
@@ -437,16 +475,17 @@ def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Ge
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[float, np.ndarray]:
-    """Mean validation loss and clip probabilities ``[n, labels]``."""
+def _evaluate(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean validation loss, clip probabilities ``[n, labels]`` and frame probabilities ``[n, frames, labels]``."""
     model.eval()
-    losses, scores = [], []
+    losses, scores, frames = [], [], []
     for start in range(0, len(feats.clips), config.batch_size):
         batch = feats.take(slice(start, start + config.batch_size))
         out = model.forward_features(batch.inputs.float())
         losses.append(_loss(model, out, batch, config).item())
         scores.append(model.probabilities(out["clip_logits"]).numpy())
-    return float(np.mean(losses)), np.concatenate(scores)
+        frames.append(model.probabilities(out["frame_logits"]).numpy())
+    return float(np.mean(losses)), np.concatenate(scores), np.concatenate(frames)
 
 
 def _loss(model: nn.Module, out: dict, target: _Features, config: TrainConfig) -> torch.Tensor:
