@@ -129,7 +129,6 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     train_examples = dataset.sample("train", config.limit, config.seed) + extra_train_examples(config)
     train_examples = without_banks(train_examples, config.exclude_banks)
     train_examples = clip_examples(train_examples, CLIP_SECONDS)
-    valid_examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
     labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
     if not labels:
         raise DataError(f"{dataset.name}: the train split has no labelled example")
@@ -139,7 +138,7 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     skipped = SkipLog()
     train_feats = _features(model, train_examples, skipped, feature_cache,
                             lambda d, t: progress and progress("features", d, t))
-    valid_feats = _features(model, valid_examples, skipped, feature_cache, lambda d, t: None)
+    valid_feats = _validation_features(model, dataset, config, skipped, feature_cache)
     if hasattr(model, "fit_arrays"):
         history, best = _fit_classical(model, train_feats, valid_feats, config)
     else:
@@ -184,15 +183,21 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
     out = Path(out) if out is not None else Path(checkpoint)
     ensure_writable_folder(out.parent)
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
-    skipped = SkipLog()
-    feats = _features(model, clip_examples(dataset.sample("validation", None, 0), CLIP_SECONDS), skipped, None,
-                      lambda done, total: None)
+    skipped, config = SkipLog(), TrainConfig(model=meta["model"])
+    feats = _validation_features(model, dataset, config, skipped, None)
     if not len(feats.clips):
         raise DataError(f"{dataset.name}: no validation clip could be decoded")
-    thresholds, frame_thresholds = tune_thresholds(model, feats, TrainConfig(model=meta["model"]))
+    thresholds, frame_thresholds = tune_thresholds(model, feats, config)
     save_checkpoint(out, model, meta["model"], thresholds.tolist(), frame_thresholds.tolist(), meta["training"])
     return {"validation_clips": len(feats.clips), "skipped_files": len(skipped),
             "thresholds": thresholds.tolist(), "frame_thresholds": frame_thresholds.tolist()}
+
+
+def _validation_features(model: nn.Module, dataset: Dataset, config: TrainConfig, skipped: SkipLog,
+                         cache: dict | None) -> _Features:
+    """Features and targets of ``dataset``'s validation split, cut into 5-s clips (``config.limit`` of them)."""
+    examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
+    return _features(model, examples, skipped, cache, lambda done, total: None)
 
 
 def _model_config(config: TrainConfig, dataset: Dataset, examples: list[Example]) -> dict:
