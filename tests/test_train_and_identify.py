@@ -157,6 +157,13 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
         other_starts.update(first[[1, 2, 4]].tolist())
     assert note_starts == set(range(6))  # a note's stretch always holds its onset (and may start before it)
     assert other_starts == set(range(7))  # other clips (and silent notes) start anywhere
+    decay_starts = set()
+    for _ in range(50):
+        cut = random_crop(notes, 9, 2, rng, decay_share=1.0)
+        first = cut.inputs[:, 0, 0].long() // 2
+        decay_starts.update(first[[0, 3]].tolist())
+        assert cut.clips[0, 0] == 1.0  # the note still sounds after its onset: its label stays
+    assert decay_starts == {6}  # after the onset (frame 5), up to the latest start (6)
     from timbrescope.train import loop
 
     seen = []  # (input frames, frame-target frames) of every training batch
@@ -171,6 +178,8 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
     assert seen and set(seen) == {(100, 50)}  # 2 s of 20-ms input frames, 40-ms targets, in every batch
     with pytest.raises(ParameterError, match="training crop"):
         replace(CONFIG, crop_seconds=0)
+    with pytest.raises(ParameterError, match="decay share"):
+        replace(CONFIG, note_decay_share=1.5)
 
 
 def test_excluded_banks_leave_out_the_clips_they_play_in(corpus, tmp_path, monkeypatch, capsys):

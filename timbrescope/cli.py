@@ -105,7 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.train.loop import TrainConfig, train
 
     tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db",
-               "band_style_probability", "average_epochs", "crop_seconds", "solo_loss_weight")
+               "band_style_probability", "average_epochs", "crop_seconds", "note_decay_share", "solo_loss_weight")
     settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
                        help="train on a random stretch of this length of each 5-s clip, a single note's stretch "
                             "holding its onset (log-mel models; default: whole clips)")
+    train.add_argument("--note-decay-share", type=float, default=None, metavar="FRACTION",
+                       help="with --crop-seconds: share of single-note stretches that start after the note's onset, "
+                            "to teach sustains and decays (default: the model's; 0: every stretch holds the onset)")
     train.add_argument("--solo-loss-weight", type=float, default=None, metavar="WEIGHT",
                        help="add a cross-entropy over labels on single-instrument draws, with this weight, to rank "
                             "the playing instrument first (default: the model's; 0: off)")

@@ -64,6 +64,7 @@ class TrainConfig:
     band_style_probability: float = 0.0  # share of clips whose per-band level statistics are mixed with another's
     average_epochs: float = 0.0  # validate and keep a moving average of the weights over ~this many epochs (0: off)
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
+    note_decay_share: float = 0.0  # share of single-note stretches that start after the onset (with crop_seconds)
     solo_loss_weight: float = 0.0  # weight of a cross-entropy over labels on single-instrument draws (top-1 ranking)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
+        if not 0 <= self.note_decay_share <= 1:
+            raise ParameterError(f"the note decay share must lie within 0..1, got {self.note_decay_share}")
         if self.solo_loss_weight < 0:
             raise ParameterError(f"the solo loss weight must be >= 0, got {self.solo_loss_weight}")
         if self.average_epochs < 0:
@@ -413,7 +416,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         if crop:
-            batch = random_crop(batch, *crop, rng)
+            batch = random_crop(batch, *crop, rng, config.note_decay_share)
         batch = _augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config, rng)
         loss = _loss(model, model.forward_features(batch.inputs), batch, config)
         if hasattr(model, "penalty"):
@@ -434,13 +437,17 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     return float(np.mean(losses)), schedule
 
 
-def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Generator) -> _Features:
+def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Generator,
+                decay_share: float = 0.0) -> _Features:
     """Each clip's log-mel ``[n, mels, frames]`` cut to a random stretch of ``length`` frames (rounded down
     to a multiple of ``time_pool``, the input frames per output frame, and starting on one, so the frame
     targets ``[n, frames / time_pool, labels]`` are cut to the same stretch); where frame targets are
     known, a clip's targets become the labels sounding in its stretch. Cheaper steps, and more positions.
     A single-note clip's stretch always holds the note's onset (its first sounding frame): the attack
-    is what tells most instruments apart, and a real note recording starts with it."""
+    is what tells most instruments apart, and a real note recording starts with it. Except for a
+    ``decay_share`` of them, which start after the onset (where the clip leaves room): a long real note
+    is heard in windows that hold only its sustain or decay, and these teach what those sound like
+    (their targets are what sounds in the stretch, so a tail after the note ends teaches "nothing")."""
     frames = batch.inputs.shape[2]
     length -= length % time_pool
     if length <= 0 or length >= frames:
@@ -450,7 +457,10 @@ def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Ge
     sounding = batch.frames.amax(dim=2) > 0.5  # [n, output frames]
     onsets = np.minimum(sounding.int().argmax(dim=1).numpy(), last)
     anchored = (batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)).numpy()
-    starts = np.where(anchored, (rng.random(len(starts)) * (onsets + 1)).astype(int), starts)
+    with_onset = (rng.random(len(starts)) * (onsets + 1)).astype(int)
+    after_onset = onsets + 1 + (rng.random(len(starts)) * (last - onsets)).astype(int)
+    decay = (rng.random(len(starts)) < decay_share) & (onsets < last)
+    starts = np.where(anchored, np.where(decay, after_onset, with_onset), starts)
     inputs = torch.stack([x[:, s * time_pool:s * time_pool + length] for x, s in zip(batch.inputs, starts)])
     cut = torch.stack([f[s:s + length // time_pool] for f, s in zip(batch.frames, starts)])
     clips = torch.where(batch.frame_known[:, None], cut.amax(dim=1), batch.clips)
