@@ -618,6 +618,25 @@ def test_identify_holds_numpy_blas_to_one_thread_and_restores_it(example, monkey
     assert after == {2}
 
 
+def test_overlapping_identify_calls_share_one_blas_limit_until_the_last_ends():
+    """The limit is process-wide: when two calls overlap, the first to end must not undo it for the other."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from timbrescope.inference import blas_on_one_thread
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(2, user_api="blas"):
+        first, second = blas_on_one_thread(), blas_on_one_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert blas_threads() == {1}  # the second call still runs
+        second.__exit__(None, None, None)
+        assert blas_threads() == {2}
+
+
 def test_ensemble_benchmark_scores_members_and_their_mean(checkpoint, corpus, tmp_path):
     """An ensemble of one model twice is that model: every row of the table carries its figures."""
     import subprocess

@@ -21,8 +21,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -142,6 +144,30 @@ class _TorchNetwork:
             return self.network.probabilities(logits["clip_logits"]).numpy()
 
 
+_blas_lock = threading.Lock()
+_blas_holders = 0  # identify calls now running in this process
+_blas_limit = None  # their shared threadpool limit, undone by the last one to finish
+
+
+@contextmanager
+def blas_on_one_thread():
+    """Hold NumPy's BLAS to one thread while inside. The limit is process-wide, so calls that overlap
+    (e.g. identify in several threads of a web server) share one: the first sets it and the last to
+    finish restores the caller's setting."""
+    global _blas_holders, _blas_limit
+    with _blas_lock:
+        if _blas_holders == 0:
+            _blas_limit = threadpool_limits(1, user_api="blas")
+        _blas_holders += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                _blas_limit.restore_original_limits()
+
+
 @dataclass
 class Result:
     """What ``Recognizer.identify`` returns; ``to_dict`` is the JSON contract of ``timbrescope identify``."""
@@ -254,7 +280,7 @@ class Recognizer:
         # products and take the cores from the batches and the decoder (an hour of audio: 2.0 s of
         # batches -> 1.15 s on 2 cores).
         threads = self._backend.batches_at_once
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        with blas_on_one_thread(), ThreadPoolExecutor(threads) as pool:
             in_flight: deque[Future] = deque()
             batch: list[tuple[np.ndarray, float, bool]] = []
             for window in self._windows(blocks):
