@@ -457,10 +457,12 @@ def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Ge
     sounding = batch.frames.amax(dim=2) > 0.5  # [n, output frames]
     onsets = np.minimum(sounding.int().argmax(dim=1).numpy(), last)
     anchored = (batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)).numpy()
-    with_onset = (rng.random(len(starts)) * (onsets + 1)).astype(int)
-    after_onset = onsets + 1 + (rng.random(len(starts)) * (last - onsets)).astype(int)
-    decay = (rng.random(len(starts)) < decay_share) & (onsets < last)
-    starts = np.where(anchored, np.where(decay, after_onset, with_onset), starts)
+    note_starts = (rng.random(len(starts)) * (onsets + 1)).astype(int)
+    if decay_share > 0:  # no extra draws otherwise, so recipes without it keep their random stream
+        after_onset = onsets + 1 + (rng.random(len(starts)) * (last - onsets)).astype(int)
+        decay = (rng.random(len(starts)) < decay_share) & (onsets < last)
+        note_starts = np.where(decay, after_onset, note_starts)
+    starts = np.where(anchored, note_starts, starts)
     inputs = torch.stack([x[:, s * time_pool:s * time_pool + length] for x, s in zip(batch.inputs, starts)])
     cut = torch.stack([f[s:s + length // time_pool] for f, s in zip(batch.frames, starts)])
     clips = torch.where(batch.frame_known[:, None], cut.amax(dim=1), batch.clips)
