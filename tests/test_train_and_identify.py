@@ -8,11 +8,12 @@ import torch
 
 from timbrescope.cli import main
 from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
+from timbrescope.features import FrontendConfig, mel_band_centres
 from timbrescope.inference import Recognizer, audio_files
 from timbrescope.synth.example import render_example
 from timbrescope.timeline import median_over_time
-from timbrescope.train.loop import (TrainConfig, _budget_schedule, _Features, band_style_mix, epoch_order, random_crop,
-                                    random_eq, solo_cross_entropy, train, tune_thresholds, weight_average)
+from timbrescope.train.loop import (TrainConfig, _budget_schedule, _Features, band_style_mix, epoch_order,
+                                    frequency_warp, random_crop, random_eq, solo_cross_entropy, train, tune_thresholds, weight_average)
 
 from audio_corpus import BAD, build
 
@@ -280,6 +281,25 @@ def test_random_eq_adds_one_smooth_curve_per_clip_within_its_range():
     assert random_eq(logmel, 0.0, np.random.default_rng(0)) is logmel
     with pytest.raises(ParameterError, match="EQ range"):
         TrainConfig(eq_db=-1)
+
+
+def test_frequency_warp_moves_a_partial_by_each_clips_factor_within_the_range():
+    band_hz = mel_band_centres(FrontendConfig())
+    peak = 48                                                             # a band well above 1 kHz
+    logmel = torch.full((200, 64, 10), -10.0)
+    logmel[:, peak] = 0.0
+    warped = frequency_warp(logmel, 0.2, band_hz, np.random.default_rng(0))
+    assert warped.shape == logmel.shape
+    assert torch.equal(warped[:, :, :1].expand_as(warped), warped)       # the same warp in every frame
+    ratio = band_hz[warped[:, :, 0].argmax(dim=1).numpy()] / band_hz[peak]
+    step = band_hz[peak + 1] / band_hz[peak]                              # one band's resolution
+    assert ratio.min() >= 1 / 1.2 / step and ratio.max() <= 1.2 * step
+    assert ratio.min() < 1 / 1.1 and ratio.max() > 1.1                    # both directions, most of the range
+    flat = torch.full((4, 64, 3), -2.5)
+    assert torch.allclose(frequency_warp(flat, 0.2, band_hz, np.random.default_rng(1)), flat)
+    assert frequency_warp(logmel, 0.0, band_hz, np.random.default_rng(0)) is logmel
+    with pytest.raises(ParameterError, match="frequency warp"):
+        TrainConfig(frequency_warp=1.0)
 
 
 def test_band_style_mix_moves_band_statistics_towards_another_clip():

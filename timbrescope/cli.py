@@ -105,7 +105,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from timbrescope.train.loop import TrainConfig, train
 
     tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db",
-               "band_style_probability", "average_epochs", "crop_seconds", "note_decay_share", "solo_loss_weight")
+               "band_style_probability", "average_epochs", "crop_seconds", "note_decay_share", "solo_loss_weight",
+               "frequency_warp")
     settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
     settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
     try:
@@ -330,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--note-decay-share", type=float, default=None, metavar="FRACTION",
                        help="with --crop-seconds: share of single-note stretches that start after the note's onset, "
                             "to teach sustains and decays (default: the model's; 0: every stretch holds the onset)")
+    train.add_argument("--frequency-warp", type=float, default=None, metavar="FRACTION",
+                       help="stretch each training draw's frequency axis by a random factor within 1/(1+F)..1+F, "
+                            "moving pitch and resonances together (log-mel models; default: the model's; 0: off)")
     train.add_argument("--solo-loss-weight", type=float, default=None, metavar="WEIGHT",
                        help="add a cross-entropy over labels on single-instrument draws, with this weight, to rank "
                             "the playing instrument first (default: the model's; 0: off)")

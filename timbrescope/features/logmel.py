@@ -76,21 +76,29 @@ def _mel_matrix(config: FrontendConfig) -> np.ndarray:
 _MEL_CACHE: dict[tuple, np.ndarray] = {}
 
 
+def _hz_to_mel(hz):
+    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    linear = hz / (200.0 / 3)
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), linear)
+
+
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def mel_band_centres(config: FrontendConfig) -> np.ndarray:
+    """Centre frequency of each mel band of ``config``, Hz, ``[n_mels]`` (float64, rising)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2))[1:-1]
+
+
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """Slaney-style mel filters, float32 ``[n_mels, n_fft // 2 + 1]``, equal to ``librosa.filters.mel``'s
     defaults (a test checks it). Written out because importing librosa costs ~1.8 s and ~145 MB in
     every process that only runs inference."""
-    def hz_to_mel(hz):
-        hz = np.asarray(hz, np.float64)
-        linear = hz / (200.0 / 3)
-        return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), linear)
-
-    def mel_to_hz(mel):
-        mel = np.asarray(mel, np.float64)
-        return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
-
     fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     rising = -ramps[:-2] / widths[:-1, None]

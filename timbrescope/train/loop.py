@@ -36,6 +36,7 @@ from timbrescope.data.specs import open_dataset
 from timbrescope.data.targets import clip_target, frame_target
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
+from timbrescope.features import mel_band_centres
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
 from timbrescope.models.registry import accepts_features, list_models
@@ -65,6 +66,7 @@ class TrainConfig:
     average_epochs: float = 0.0  # validate and keep a moving average of the weights over ~this many epochs (0: off)
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
     note_decay_share: float = 0.0  # share of single-note stretches that start after the onset (with crop_seconds)
+    frequency_warp: float = 0.0  # largest relative stretch of each clip's frequency axis (log-mel models; 0.1: x0.91..1.1)
     solo_loss_weight: float = 0.0  # weight of a cross-entropy over labels on single-instrument draws (top-1 ranking)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
@@ -83,6 +85,8 @@ class TrainConfig:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
+        if not 0 <= self.frequency_warp < 1:
+            raise ParameterError(f"the frequency warp must lie within 0..1 (exclusive), got {self.frequency_warp}")
         if not 0 <= self.note_decay_share <= 1:
             raise ParameterError(f"the note decay share must lie within 0..1, got {self.note_decay_share}")
         if self.solo_loss_weight < 0:
@@ -417,7 +421,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         if crop:
             batch = random_crop(batch, *crop, rng, config.note_decay_share)
-        batch = _augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config, rng)
+        batch = _augment(replace(batch, inputs=batch.inputs.float()), model, config, rng)
         loss = _loss(model, model.forward_features(batch.inputs), batch, config)
         if hasattr(model, "penalty"):
             loss = loss + model.penalty()
@@ -538,11 +542,12 @@ def solo_cross_entropy(clip_logits: torch.Tensor, clips: torch.Tensor, mask: tor
     return nn.functional.cross_entropy(clip_logits[solo], clips[solo].argmax(dim=1))
 
 
-def _augment(batch: _Features, kind: str | None, config: TrainConfig, rng: np.random.Generator) -> _Features:
+def _augment(batch: _Features, model: nn.Module, config: TrainConfig, rng: np.random.Generator) -> _Features:
     """Mixtures of two clips (at a random -10..0 dB; labels united; a target stays unknown unless known
-    in both or present in either): summed in the power domain for ``logmel`` features (then random EQ,
-    band-statistics mixing and SpecAugment masks), as samples for ``waveform`` features. Other
-    features are left as they are."""
+    in both or present in either): summed in the power domain for ``logmel`` features (then frequency
+    warp, random EQ, band-statistics mixing and SpecAugment masks), as samples for ``waveform``
+    features. Other features (``model.augmentation`` None) are left as they are."""
+    kind = model.augmentation
     if kind is None:
         return batch
     inputs, clips, mask, frames, known = batch.inputs, batch.clips, batch.mask, batch.frames, batch.frame_known
@@ -563,6 +568,7 @@ def _augment(batch: _Features, kind: str | None, config: TrainConfig, rng: np.ra
         frames = torch.where(mix[:, None, None], torch.maximum(frames, frames[partner]), frames)
         known = torch.where(mix, known & known[partner], known)
     if kind == "logmel":
+        inputs = frequency_warp(inputs, config.frequency_warp, mel_band_centres(model.frontend.config), rng)
         inputs = band_style_mix(random_eq(inputs, config.eq_db, rng), config.band_style_probability, rng).clone()
         _, mels, length = inputs.shape
         floor = inputs.amin(dim=(1, 2))
@@ -572,6 +578,26 @@ def _augment(batch: _Features, kind: str | None, config: TrainConfig, rng: np.ra
             inputs[i, f0:f0 + fw, :] = floor[i]
             inputs[i, :, t0:t0 + tw] = floor[i]
     return replace(batch, inputs=inputs, clips=clips, mask=mask, frames=frames, frame_known=known)
+
+
+def frequency_warp(logmel: torch.Tensor, max_warp: float, band_hz: np.ndarray,
+                   rng: np.random.Generator) -> torch.Tensor:
+    """``logmel [batch, mels, frames]`` with each clip's frequency axis stretched by its own factor
+    (log-uniform in 1/(1 + ``max_warp``)..1 + ``max_warp``): band m takes the value the clip had at
+    ``band_hz[m] / factor``, interpolated linearly between bands in log frequency (edge bands repeat).
+    Pitch and resonances move together, as in vocal-tract-length perturbation for speech, so one
+    recorded instrument also stands for slightly smaller and larger ones of its kind. No random draws
+    when ``max_warp`` is 0."""
+    if max_warp <= 0:
+        return logmel
+    size, mels, _ = logmel.shape
+    factors = np.exp(rng.uniform(-np.log1p(max_warp), np.log1p(max_warp), size))
+    log_hz = np.log(band_hz)
+    source = np.stack([np.interp(log_hz - np.log(f), log_hz, np.arange(mels)) for f in factors])  # [batch, mels]
+    lower = np.minimum(np.floor(source).astype(np.int64), mels - 2)
+    upper_weight = torch.from_numpy((source - lower).astype(np.float32))[:, :, None]
+    lower = torch.from_numpy(lower)[:, :, None].expand(-1, -1, logmel.shape[2])
+    return (torch.gather(logmel, 1, lower) * (1 - upper_weight) + torch.gather(logmel, 1, lower + 1) * upper_weight)
 
 
 def random_eq(logmel: torch.Tensor, max_db: float, rng: np.random.Generator) -> torch.Tensor:
