@@ -88,9 +88,15 @@ def _mel_to_hz(mel):
     return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
 
 
+def _mel_edges(fmin: float, fmax: float, n_mels: int) -> np.ndarray:
+    """The ``n_mels + 2`` corner frequencies of the mel filters, Hz (float64, rising): band m rises from
+    edge m, peaks at edge m + 1 and falls to edge m + 2."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+
+
 def mel_band_centres(config: FrontendConfig) -> np.ndarray:
     """Centre frequency of each mel band of ``config``, Hz, ``[n_mels]`` (float64, rising)."""
-    return _mel_to_hz(np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2))[1:-1]
+    return _mel_edges(config.fmin, config.fmax, config.n_mels)[1:-1]
 
 
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
@@ -98,7 +104,7 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -
     defaults (a test checks it). Written out because importing librosa costs ~1.8 s and ~145 MB in
     every process that only runs inference."""
     fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    edges = _mel_edges(fmin, fmax, n_mels)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     rising = -ramps[:-2] / widths[:-1, None]
