@@ -1,3 +1,4 @@
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,8 @@ import soundfile as sf
 from timbrescope.data.specs import open_dataset
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.synth import banks as banks_module
-from timbrescope.synth.banks import gm_banks, sfz_banks
+from timbrescope.synth import corpus as corpus_module
+from timbrescope.synth.banks import HOLDOUT, clip_banks, gm_banks, sfz_banks
 from timbrescope.synth.corpus import (CORPUS_INFO, MANIFEST, PROGRESS, Settings, bank_coverage, build_corpus,
                                       read_manifest, resolve_preset)
 from timbrescope.synth.material import Part, drum_pattern, phrase
@@ -200,12 +202,70 @@ def test_festival_voices_sing_the_notes_in_time_and_in_tune(monkeypatch, tmp_pat
 
 
 @pytest.mark.skipif(not TRAINBANKS.is_dir(), reason="shared/trainbanks not present")
-def test_sfz_banks_from_banks_csv_play_their_label():
+def test_sfz_banks_follow_the_index_and_play_their_label():
     found = sfz_banks(TRAINBANKS)
-    assert {b.labels[0] for b in found} == {"piano", "acoustic_guitar", "electric_bass", "string_ensemble",
-                                              "flute", "banjo", "drum_kit"}
-    coverage, gaps = bank_coverage(found, Renderer(22050))
-    assert gaps == [] and all(coverage[b.name] == {b.labels[0]: [None]} for b in found)
+    with open(TRAINBANKS / "BANKS.csv", newline="") as fh:
+        sfz_rows = list(csv.DictReader(fh))
+    with open(TRAINBANKS / "CLIPS.csv", newline="") as fh:
+        clip_rows = list(csv.DictReader(fh))
+    names = [b.name for b in found]
+    assert len(names) == len(set(names)), "bank names must be unique"
+    sfz = [b for b in found if b.engine == "sfizz"]
+    assert sorted(str(b.path) for b in sfz) == sorted(str(TRAINBANKS / row["sfz"]) for row in sfz_rows)
+    assert {(str(b.path.relative_to(TRAINBANKS)), b.labels[0]) for b in sfz} == {
+        (row["sfz"], row["label"]) for row in sfz_rows}
+    clips = {(clip, b.labels[0]) for b in found if b.engine == "clip" for clip in b.clips}
+    assert clips == {(row["path"], label) for row in clip_rows for label in row["labels"].split(";")}
+    assert HOLDOUT <= set(names)
+    assert {b.name for b in found if b.split == "holdout"} == HOLDOUT
+    assert {b.split for b in found} == {"train", "holdout"}
+    probe = [b for b in sfz if b.name in ("salamander_grand_v16", "strat_di:strat_di_low", "vcsl_kit")]
+    coverage, gaps = bank_coverage(probe, Renderer(22050))
+    assert gaps == [] and all(coverage[b.name] == {b.labels[0]: [None]} for b in probe)
+
+
+def _clip_folder(folder: Path) -> Path:
+    """A trainbanks-style folder with one clip library: two cello phrases that sound 0.5-1.5 s and 2-3 s."""
+    sr = 16_000
+    t = np.arange(4 * sr) / sr
+    y = 0.3 * np.sin(2 * np.pi * 220 * t) * (((t > 0.5) & (t < 1.5)) | ((t > 2.0) & (t < 3.0)))
+    (folder / "lib" / "clips").mkdir(parents=True)
+    for name in ("a", "b"):
+        sf.write(folder / "lib" / "clips" / f"{name}.flac", y.astype(np.float32), sr)
+    (folder / "CLIPS.csv").write_text("library,path,labels,kind,pitch,duration_s,group,licence\n"
+                                      "lib,lib/clips/a.flac,cello,phrase,,4.0,g1,CC0-1.0\n"
+                                      "lib,lib/clips/b.flac,cello,phrase,,4.0,g2,CC0-1.0\n")
+    return folder
+
+
+def test_recorded_clips_are_parts_labelled_where_they_sound(tmp_path):
+    folder = _clip_folder(tmp_path / "banks")
+    (bank,) = clip_banks(folder)
+    assert (bank.name, bank.engine, bank.labels, bank.clips) == (
+        "lib:cello", "clip", ("cello",), ("lib/clips/a.flac", "lib/clips/b.flac"))
+    renderer = Renderer(22050)
+    part = renderer.recorded_part(bank, np.random.default_rng(0), 1.0, 5.0)
+    assert part.take.offset == 0.0 and part.take.start == 1.0
+    intervals = part.active_intervals()
+    assert len(intervals) == 2
+    for (a, b), (want_a, want_b) in zip(intervals, [(1.5, 2.5), (3.0, 4.0)]):
+        assert abs(a - want_a) <= 0.03 and abs(b - want_b) <= 0.03
+    audio = renderer.render(bank, part, None, 5.0)
+    assert np.abs(audio[: int(1.45 * 22050)]).max() == 0.0
+    assert 0.25 < np.abs(audio[int(1.6 * 22050): int(2.4 * 22050)]).max() < 0.35
+    short = renderer.recorded_part(bank, np.random.default_rng(0), 3.0, 4.0)
+    assert short.take.end == 4.0 and np.abs(renderer.render(bank, short, None, 5.0)[int(4.01 * 22050):]).max() == 0.0
+
+
+def test_corpus_draws_recorded_clips(tmp_path, monkeypatch):
+    folder = _clip_folder(tmp_path / "banks")
+    monkeypatch.setattr(corpus_module, "FEW_CLIPS", 2)  # two clips weigh as a full bank
+    settings = Settings(replace(TINY, clips={"train": 30}, sfz_share=1.0, solo_share=0.0), seed=1,
+                        sfz_dirs=(str(folder),))
+    build_corpus(tmp_path / "corpus", settings, workers=1)
+    cello = [part for row in read_manifest(tmp_path / "corpus") for part in row["parts"] if part["label"] == "cello"]
+    assert cello and all(part["bank"] == "lib:cello" and part["recording"].startswith("lib/clips/")
+                         for part in cello)
 
 
 def test_sfz_folder_without_index_uses_label_folders(tmp_path):

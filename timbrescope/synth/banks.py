@@ -6,12 +6,19 @@ Split rule (documented in docs/CORPUS.md): the csound GM bank is the **test** ba
 
 An SFZ folder is described by a ``BANKS.csv`` (columns ``library,sfz,label``; the format of
 ``shared/trainbanks``); without one, each ``*.sfz`` (not ``*.orig.sfz``) whose parent folder or file
-stem is a taxonomy label is used with that label.
+stem is a taxonomy label is used with that label. A ``CLIPS.csv`` beside it (columns
+``library,path,labels,kind``) adds recorded clips (phrases, chords, notes, hits without a key map): one
+``clip`` bank per library and label.
+
+Held-out banks (``HOLDOUT``): for each label with two or more recorded sources, one library (or one
+library's clips of that label) is never trained on; its split is ``holdout``, the real validation set
+that recipes are chosen on (``synth.holdout``, docs/MODEL.md).
 """
 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +27,26 @@ from timbrescope.taxonomy import canonical_label, labels, renderable_labels
 
 SPLITS = ("train", "validation", "test")
 
+# Recorded banks held out of training (bank names as ``sfz_banks`` gives them): one library per label
+# that has two or more recorded sources in ``shared/trainbanks``; the rest of the label stays in training.
+HOLDOUT = frozenset({
+    "vcsl_kit", "solfege_jennifer", "uiowa_bb_clarinet", "pastabass:pastabass_fetuccine",
+    "pastabass:pastabass_spaghetti", "medley_solos_clips:electric_guitar", "medley_solos_clips:flute",
+    "uiowa_steinway_b", "medley_solos_clips:saxophone", "kyster_nylon_open_strings:acoustic_guitar",
+    "kay_5string_banjo", "tamtam_notes:tamtam_cello", "tamtam_notes:tamtam_marimba",
+    "tamtam_notes:tamtam_harmonium", "versilian_pizz_strings", "medley_solos_clips:trumpet",
+    "uiowa_iat_single_notes:tuba", "medley_solos_clips:violin",
+})
+
 
 @dataclass(frozen=True)
 class Bank:
     """One sound bank. ``engine`` is "fluidsynth" (GM .sf2/.sf3), "sfizz" (one SFZ instrument),
     "timidity" (a GUS patch set), "stk" (the STK's physical models) or "festival" (a Festival diphone
     voice that sings).
+
+    An engine "clip" bank plays recorded clips of one label: ``path`` is the folder and ``clips`` the
+    clip files relative to it.
 
     ``labels`` are what it can play: every GM-renderable label for a soundfont, one label for an SFZ.
     """
@@ -37,6 +58,7 @@ class Bank:
     labels: tuple[str, ...]
     package: str = ""
     licence: str = ""
+    clips: tuple[str, ...] = ()
 
 
 # (name, file, Debian package, split)
@@ -73,31 +95,62 @@ def gm_banks(extra_soundfonts: list[Path] = (), names: list[str] | None = None) 
 
 
 def sfz_banks(folder: Path) -> list[Bank]:
-    """SFZ instruments found in ``folder`` (all train banks)."""
+    """SFZ instruments and recorded clips found in ``folder``: train banks, or ``holdout`` for those in
+    ``HOLDOUT``. A library with several ``.sfz`` names each bank ``library:stem``; clip banks are
+    ``library:label``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"SFZ folder {folder} not found")
     index = folder / "BANKS.csv"
     if index.is_file():
-        with open(index, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        missing = {"library", "sfz", "label"} - set(rows[0] if rows else ())
-        if missing:
-            raise DataError(f"{index}: missing column(s) {sorted(missing)}")
-        banks = [Bank(row["library"], folder / row["sfz"], "sfizz", "train",
-                      (canonical_label(row["label"]),), licence=row.get("licence", "")) for row in rows]
+        rows = _read_index(index, {"library", "sfz", "label"})
+        per_library = Counter(row["library"] for row in rows)
+        banks = []
+        for row in rows:
+            name = row["library"] if per_library[row["library"]] == 1 else f"{row['library']}:{Path(row['sfz']).stem}"
+            banks.append(Bank(name, folder / row["sfz"], "sfizz", _split(name), (canonical_label(row["label"]),),
+                              licence=row.get("licence", "")))
     else:
         banks = []
         for sfz in sorted(folder.rglob("*.sfz")):
             guess = next((name for name in (sfz.parent.name, sfz.stem) if name in labels()), None)
             if guess and not sfz.name.endswith(".orig.sfz"):
-                banks.append(Bank(sfz.stem, sfz, "sfizz", "train", (guess,)))
-    absent = [str(bank.path) for bank in banks if not bank.path.is_file()]
+                banks.append(Bank(sfz.stem, sfz, "sfizz", _split(sfz.stem), (guess,)))
+    banks += clip_banks(folder)
+    absent = [str(bank.path) for bank in banks if not bank.path.is_file() and bank.engine == "sfizz"]
+    absent += [str(folder / clip) for bank in banks for clip in bank.clips if not (folder / clip).is_file()]
     if absent:
-        raise DataError(f"{folder}: SFZ file(s) listed but missing: {', '.join(absent)}")
+        raise DataError(f"{folder}: SFZ or clip file(s) listed but missing: {', '.join(absent[:5])}")
     if not banks:
         raise DataError(f"{folder}: no SFZ instrument found (need BANKS.csv or <label>/<name>.sfz)")
     return banks
+
+
+def clip_banks(folder: Path) -> list[Bank]:
+    """One ``clip`` bank per library and label of ``folder/CLIPS.csv`` (none without that file)."""
+    index = Path(folder) / "CLIPS.csv"
+    if not index.is_file():
+        return []
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for row in _read_index(index, {"library", "path", "labels"}):
+        for label in filter(None, row["labels"].split(";")):
+            grouped.setdefault((row["library"], canonical_label(label)), []).append(row)
+    return [Bank(f"{library}:{label}", Path(folder), "clip", _split(f"{library}:{label}"), (label,),
+                 licence=rows[0].get("licence", ""), clips=tuple(row["path"] for row in rows))
+            for (library, label), rows in sorted(grouped.items())]
+
+
+def _read_index(path: Path, columns: set[str]) -> list[dict]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = columns - set(rows[0] if rows else ())
+    if missing:
+        raise DataError(f"{path}: missing column(s) {sorted(missing)}")
+    return rows
+
+
+def _split(name: str) -> str:
+    return "holdout" if name in HOLDOUT else "train"
 
 
 FREEPATS_CONFIG = Path("/etc/timidity/freepats.cfg")
@@ -136,7 +189,7 @@ def stk_bank() -> Bank:
 
 
 # Engines whose banks are recordings of real instruments or voices (drawn first, see corpus._pick_source).
-RECORDED_ENGINES = ("sfizz", "festival")
+RECORDED_ENGINES = ("sfizz", "festival", "clip")
 
 TEXT2WAVE = Path("/usr/bin/text2wave")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")

@@ -45,6 +45,7 @@ MANIFEST = "manifest.jsonl"
 CORPUS_INFO = "corpus.json"
 PROGRESS = ".progress.jsonl"
 BANK_CACHE = ".banks"
+FEW_CLIPS = 12
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,9 @@ def bank_coverage(banks: list[Bank], renderer: Renderer) -> tuple[dict[str, dict
     gaps = []
     for bank in banks:
         coverage[bank.name] = {}
+        if bank.engine == "clip":  # recordings sound by construction
+            coverage[bank.name] = {label: [None] for label in bank.labels}
+            continue
         for label in bank.labels:
             low, high = PLAYABLE_RANGE[label]
             probe = Part(label, [Note(SNARE if label == "drum_kit" else (low + high) // 2, 100, 0.0, 0.4)])
@@ -265,7 +269,9 @@ def render_clip(job: ClipJob, settings: Settings, banks: list[Bank], coverage: d
         bank, program = _pick_source(label, split_banks, coverage, rng, preset.sfz_share)
         pitch_range = renderer.pitch_range(bank, label)
         start, end = (0.0, seconds) if piece else _active_window(rng, seconds)
-        if piece:  # a voice the bank's keys cannot play becomes a phrase, so every part sounds
+        if bank.engine == "clip":
+            part = renderer.recorded_part(bank, rng, start, end)
+        elif piece:  # a voice the bank's keys cannot play becomes a phrase, so every part sounds
             part = score_parts[position].within(*pitch_range)
             part = part if part.notes else phrase(label, rng, start, end, pitch_range)
         elif len(labels) == 1 and rng.random() < preset.single_note_share:
@@ -280,7 +286,8 @@ def render_clip(job: ClipJob, settings: Settings, banks: list[Bank], coverage: d
         stems.append(level_stem(audio, gain_db))
         parts.append(part)
         parts_info.append({"label": label, "bank": bank.name, "program": program, "material": part.material,
-                           "gain_db": gain_db, "source": _source(label, program)})
+                           "gain_db": gain_db, "source": _source(label, program),
+                           **({"recording": part.take.clip} if part.take else {})})
     effects = draw_effects(rng) if settings.effects else None
     mix = np.sum(stems, axis=0)
     mix = apply_effects(mix, sr, effects) if effects else normalise_peak(mix, -3.0)
@@ -305,14 +312,17 @@ def render_clip(job: ClipJob, settings: Settings, banks: list[Bank], coverage: d
 
 def _pick_source(label: str, banks: list[Bank], coverage: dict, rng: np.random.Generator,
                  sfz_share: float) -> tuple[Bank, int | None]:
-    """A bank and program that play ``label``: a bank of real recordings (SFZ samples, Festival's
-    recorded diphones) with probability ``sfz_share`` where one exists, else any covering bank and
-    one of its programs for the label."""
+    """A bank and program that play ``label``: a bank of real recordings (SFZ samples, recorded clips,
+    Festival's recorded diphones) with probability ``sfz_share`` where one exists, else any covering bank
+    and one of its programs for the label. A clip bank of fewer than ``FEW_CLIPS`` clips weighs (and
+    lowers the recorded share) in proportion, so that one recording is not repeated in every clip."""
     candidates = [bank for bank in banks if label in coverage[bank.name]]
     recorded = [bank for bank in candidates if bank.engine in RECORDED_ENGINES]
-    if recorded and (rng.random() < sfz_share or len(recorded) == len(candidates)):
-        return recorded[int(rng.integers(len(recorded)))], None
     gm = [bank for bank in candidates if bank.engine not in RECORDED_ENGINES]
+    weights = np.array([min(1.0, len(bank.clips) / FEW_CLIPS) if bank.engine == "clip" else 1.0
+                        for bank in recorded])
+    if recorded and (not gm or rng.random() < sfz_share * min(1.0, weights.sum())):
+        return recorded[int(rng.choice(len(recorded), p=weights / weights.sum()))], None
     bank = gm[int(rng.integers(len(gm)))]
     programs = coverage[bank.name][label]
     return bank, programs[int(rng.integers(len(programs)))]

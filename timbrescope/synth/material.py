@@ -49,15 +49,28 @@ class Control:
     value: int
 
 
+@dataclass(frozen=True)
+class Take:
+    """A stretch of a recorded clip placed in a corpus clip: ``clip`` (path in its bank) from ``offset``
+    seconds on, sounding from ``start`` to ``end`` seconds of the corpus clip."""
+
+    clip: str
+    offset: float
+    start: float
+    end: float
+
+
 @dataclass
 class Part:
-    """What one instrument plays in a clip."""
+    """What one instrument plays in a clip: note events, or (``take``) a recorded clip whose notes are the
+    stretches where it sounds."""
 
     label: str
     notes: list[Note]
     controls: list[Control] = field(default_factory=list)
     material: str = "phrase"
     merge_gap: float = 0.1
+    take: Take | None = None
 
     def within(self, low: int, high: int) -> Part:
         """The same part without the notes outside ``low``..``high`` (a bank's mapped keys)."""

@@ -1,6 +1,7 @@
 """Render a ``Part`` with a ``Bank``: FluidSynth for GM soundfonts, sfizz for SFZ instruments,
 TiMidity++ for the freepats patch set, the STK's physical models (``stk-demo``) for the STK bank,
-Festival's singing mode (``text2wave -mode singing``) for its diphone voices.
+Festival's singing mode (``text2wave -mode singing``) for its diphone voices, and recorded clips
+(``clip`` banks) placed as they were recorded.
 
 One ``Renderer`` per worker process keeps one synthesiser per bank, each bank loaded once
 (a compressed .sf3 takes seconds to load). Output is mono float32 at the renderer's rate;
@@ -20,7 +21,8 @@ import soundfile as sf
 
 from timbrescope.errors import DataError
 from timbrescope.synth.banks import FESTIVAL_VOICES, STK_INSTRUMENTS, TEXT2WAVE, Bank
-from timbrescope.synth.material import Part
+from timbrescope.audio import load
+from timbrescope.synth.material import Note, Part, Take
 from timbrescope.taxonomy import GM_DRUM_CHANNEL, PLAYABLE_RANGE, programs_for
 
 _PITCH_BEND_CENTS = 200.0  # GM default bend range: +-2 semitones over +-8192
@@ -301,6 +303,49 @@ def _run_program(score_name: str, write_score, command, what: str, n: int) -> np
     return out
 
 
+class _ClipBank:
+    """Recorded clips of one label, each decoded once at the renderer's rate."""
+
+    def __init__(self, bank: Bank, sr: int):
+        self._bank, self._sr, self._audio = bank, sr, {}
+
+    def audio(self, clip: str) -> np.ndarray:
+        if clip not in self._audio:
+            self._audio[clip] = load(self._bank.path / clip, self._sr)[0]
+        return self._audio[clip]
+
+    def render(self, part: Part, program: int | None, n: int, sr: int) -> np.ndarray:
+        take = part.take
+        begin, stop = round(take.start * sr), min(n, round(take.end * sr))
+        first = round(take.offset * sr)
+        audio = self.audio(take.clip)[first:first + max(0, stop - begin)].copy()
+        fade = min(len(audio), round(0.02 * sr))
+        audio[len(audio) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        out = np.zeros(n, np.float32)
+        out[begin:begin + len(audio)] = audio
+        return out
+
+
+def sounding_intervals(y: np.ndarray, sr: int, floor_db: float = 30.0, gap: float = 0.15) -> list[tuple[float, float]]:
+    """Where a recording sounds, in seconds: 20-ms frames within ``floor_db`` of its loudest frame (and
+    above -70 dBFS), runs joined across gaps shorter than ``gap`` seconds."""
+    hop = max(1, round(0.02 * sr))
+    frames = len(y) // hop
+    if frames == 0:
+        return []
+    power = (y[: frames * hop].reshape(frames, hop).astype(np.float64) ** 2).mean(axis=1)
+    level = 10 * np.log10(power + 1e-12)
+    active = level > max(level.max() - floor_db, -70.0)
+    runs: list[list[float]] = []
+    for i in np.flatnonzero(active):
+        start, end = i * hop / sr, (i + 1) * hop / sr
+        if runs and start - runs[-1][1] < gap:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    return [(a, b) for a, b in runs]
+
+
 def _timidity_programs(config: Path) -> set[int]:
     """Program numbers of tone bank 0 in a TiMidity++ configuration file."""
     programs, in_bank0 = set(), False
@@ -318,10 +363,10 @@ class Renderer:
 
     def __init__(self, sr: int):
         self.sr = sr
-        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank] = {}
+        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank | _ClipBank] = {}
 
-    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank:
-        key = (bank.engine, str(bank.path))
+    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank | _ClipBank:
+        key = (bank.engine, str(bank.path), bank.name)
         if key not in self._loaded:
             self._loaded[key] = _ENGINES[bank.engine](bank, self.sr)
         return self._loaded[key]
@@ -329,7 +374,7 @@ class Renderer:
     def programs(self, bank: Bank, label: str) -> list[int | None]:
         """The programs of ``bank`` that play ``label``: GM program numbers, or [None] for the
         drum kit and for SFZ instruments (which play one thing)."""
-        if bank.engine in ("sfizz", "stk", "festival") or label == "drum_kit":
+        if bank.engine in ("sfizz", "stk", "festival", "clip") or label == "drum_kit":
             return [None] if label in bank.labels else []
         engine = self._engine(bank)
         return [p.number for p in programs_for(label) if engine.has_program(p.number)]
@@ -343,10 +388,24 @@ class Renderer:
             low, high = max(low, min(keys)), min(high, max(keys))
         return low, high
 
+    def recorded_part(self, bank: Bank, rng: np.random.Generator, start: float, end: float) -> Part:
+        """A part of a ``clip`` bank: one of its clips placed at ``start`` and cut at ``end`` (seconds; a clip
+        longer than that starts at a random point half of the time), its notes where the clip sounds."""
+        clip = bank.clips[int(rng.integers(len(bank.clips)))]
+        y = self._engine(bank).audio(clip)
+        length = min(len(y) / self.sr, end - start)
+        spare = len(y) / self.sr - length
+        offset = round(float(rng.uniform(0, spare)), 3) if spare > 0.5 and rng.random() < 0.5 else 0.0
+        take = Take(clip, offset, start, round(start + length, 3))
+        window = y[round(offset * self.sr):round((offset + length) * self.sr)]
+        notes = [Note(60, 100, round(start + a, 3), round(start + b, 3))
+                 for a, b in sounding_intervals(window, self.sr)]
+        return Part(bank.labels[0], notes, material="recorded", take=take)
+
     def render(self, bank: Bank, part: Part, program: int | None, seconds: float) -> np.ndarray:
         """The part as mono float32, ``round(seconds * sr)`` samples."""
         return self._engine(bank).render(part, program, round(seconds * self.sr), self.sr)
 
 
 _ENGINES = {"fluidsynth": _FluidSynthBank, "sfizz": _SfizzBank, "timidity": _TimidityBank, "stk": _StkBank,
-            "festival": _FestivalBank}
+            "festival": _FestivalBank, "clip": _ClipBank}
