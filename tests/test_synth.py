@@ -219,7 +219,8 @@ def test_sfz_banks_follow_the_index_and_play_their_label():
     assert HOLDOUT <= set(names)
     assert {b.name for b in found if b.split == "holdout"} == HOLDOUT
     assert {b.split for b in found} == {"train", "holdout"}
-    probe = [b for b in sfz if b.name in ("salamander_grand_v16", "strat_di:strat_di_low", "vcsl_kit")]
+    probe = [b for b in sfz if b.name in ("salamander_grand_v16", "strat_di:strat_di_low", "vcsl_kit",
+                                          "tamtam_notes:tamtam_rhodes")]  # 9 mapped keys
     coverage, gaps = bank_coverage(probe, Renderer(22050))
     assert gaps == [] and all(coverage[b.name] == {b.labels[0]: [None]} for b in probe)
 

@@ -39,7 +39,7 @@ from timbrescope.synth.effects import apply_effects, draw_effects, normalise_pea
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.render import Renderer
 from timbrescope.synth.scores import excerpt
-from timbrescope.taxonomy import PLAYABLE_RANGE, TAXONOMY_VERSION, family_of, gm_program, programs_for
+from timbrescope.taxonomy import TAXONOMY_VERSION, family_of, gm_program, programs_for
 
 MANIFEST = "manifest.jsonl"
 CORPUS_INFO = "corpus.json"
@@ -187,7 +187,7 @@ def bank_coverage(banks: list[Bank], renderer: Renderer) -> tuple[dict[str, dict
             coverage[bank.name] = {label: [None] for label in bank.labels}
             continue
         for label in bank.labels:
-            low, high = PLAYABLE_RANGE[label]
+            low, high = renderer.pitch_range(bank, label)  # an SFZ's mapped keys may be a few notes
             probe = Part(label, [Note(SNARE if label == "drum_kit" else (low + high) // 2, 100, 0.0, 0.4)])
             programs = renderer.programs(bank, label)
             audible = [p for p in programs if np.abs(renderer.render(bank, probe, p, 0.5)).max() > 1e-4]
