@@ -248,11 +248,11 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     from timbrescope.inference import Recognizer, audio_files
     from timbrescope.timeline import format_timeline
 
-    recognizer = Recognizer(args.model, threshold=args.threshold)
+    recognizer = Recognizer(args.model, threshold=args.threshold, strict=args.strict)
     failures = 0
-    for path in audio_files(args.paths):
+    for path in ["-"] if args.paths == ["-"] else audio_files(args.paths):
         try:
-            result = recognizer.identify(path)
+            result = recognizer.identify(sys.stdin.buffer if path == "-" else path)
         except TimbrescopeError as exc:
             failures += 1
             if args.json:
@@ -260,9 +260,12 @@ def _cmd_identify(args: argparse.Namespace) -> int:
             else:
                 print(f"error: {exc}", file=sys.stderr)
             continue
+        result.path = path
         if args.json:
             print(json.dumps(result.to_dict(frames=args.frames)), flush=True)
             continue
+        for warning in result.warnings:
+            print(f"warning: {path}: {warning}", file=sys.stderr)
         detected = result.detected()
         print(f"{path} ({result.duration:.1f} s): "
               + (", ".join(f"{d['label']} {d['score']:.2f}" for d in detected) or "no instrument detected"))
@@ -355,12 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_cmd_train)
 
     identify = commands.add_parser("identify", help="which instruments play in audio files, and when")
-    identify.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (walked)")
+    identify.add_argument("paths", nargs="+", metavar="PATH",
+                          help="audio files or folders (walked); - reads one file from standard input")
     identify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     identify.add_argument("--frames", action="store_true", help="with --json: frame probabilities too")
     identify.add_argument("--model", default=None,
                           help="a .ckpt checkpoint or an exported .onnx model (default: the shipped model)")
     identify.add_argument("--threshold", type=float, default=None, help="one threshold for every label")
+    identify.add_argument("--strict", action="store_true",
+                          help="a file that ends before its header says is an error, not a warning")
     identify.set_defaults(run=_cmd_identify)
 
     export = commands.add_parser("export", help="export a checkpoint to ONNX, to identify without PyTorch")

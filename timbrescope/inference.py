@@ -28,11 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from timbrescope.audio import info, is_audio_path, resample, stream
+from timbrescope.audio import is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.features import FrontendConfig, log_mel
 from timbrescope.taxonomy import TAXONOMY_VERSION, families, target_family
@@ -184,6 +185,7 @@ class Result:
     thresholds: dict[str, float] = field(default_factory=dict, repr=False)
     composers: list[dict] | None = None
     active: np.ndarray | None = field(default=None, repr=False)  # bool [frames, labels]: the timeline's frames
+    warnings: list[str] = field(default_factory=list)  # what decoding noticed (a file that ends early)
 
     def detected(self) -> list[dict]:
         """Instruments whose score reaches their threshold, highest first."""
@@ -191,7 +193,8 @@ class Result:
 
     def to_dict(self, frames: bool = False) -> dict:
         result = {"path": self.path, "duration": round(self.duration, 3), "model": self.model,
-                  "instruments": self.instruments, "families": self.families, "segments": self.segments}
+                  "instruments": self.instruments, "families": self.families, "segments": self.segments,
+                  "warnings": self.warnings}
         if self.composers is not None:  # models with a composer head only
             result["composers"] = self.composers
         if frames:
@@ -206,13 +209,16 @@ class Recognizer:
 
     ``threshold`` overrides every per-label threshold stored in the model: the clip thresholds that
     decide which instruments are detected and the frame thresholds that draw their timelines (models
-    saved without frame thresholds use their clip thresholds for both).
+    saved without frame thresholds use their clip thresholds for both). ``strict`` turns decoding
+    warnings (a file that ends before its header says) into ``AudioError``.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, threshold: float | None = None):
+    def __init__(self, model: str | os.PathLike | None = None, threshold: float | None = None,
+                 strict: bool = False):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ParameterError(f"threshold must be in 0..1, got {threshold}")
         self.model_path = Path(model) if model is not None else default_onnx_path()
+        self.strict = strict
         _retain_freed_memory()
         if self.model_path.suffix == ".onnx":
             if not self.model_path.is_file():
@@ -247,8 +253,9 @@ class Recognizer:
         """Clip probabilities ``[n, labels]`` of precomputed feature vectors ``[n, dim]``."""
         return self._backend.score_features(features)
 
-    def identify(self, source: str | os.PathLike | np.ndarray, sr: int | None = None) -> Result:
-        """Identify the instruments in a file (streamed) or in a mono/multichannel array at ``sr`` Hz."""
+    def identify(self, source: str | os.PathLike | BinaryIO | np.ndarray, sr: int | None = None) -> Result:
+        """Identify the instruments in a file (a path or a binary file object, streamed) or in a
+        mono/multichannel array at ``sr`` Hz. The result's duration is the decoded length."""
         if not self.takes_audio:
             raise ModelError(f"{self.model_path}: this model was fitted on precomputed features, not audio")
         if isinstance(source, np.ndarray):
@@ -259,14 +266,20 @@ class Recognizer:
             if y.ndim != 1 or not len(y) or not np.isfinite(y).all():
                 raise AudioError("array: need non-empty finite audio of shape (n,) or (channels, n)")
             y = resample(y, sr, self.sample_rate)
-            blocks, path, duration = iter([y]), None, len(y) / self.sample_rate
-        else:
-            header = info(source)
-            blocks, path, duration = stream(source, self.sample_rate, 60.0), str(source), header.duration
-        return self._run(blocks, path, duration)
+            return self._run(iter([y]), None, [])
+        found: list[str] = []
+        blocks = stream(source, self.sample_rate, 60.0, strict=self.strict, warnings=found)
+        path = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+        return self._run(blocks, path if isinstance(path, str) else None, found)
 
-    def _run(self, blocks, path: str | None, duration: float) -> Result:
+    def _run(self, blocks, path: str | None, found: list[str]) -> Result:
         clip_probs, frame_probs, composer_probs = [], [], []
+        samples = [0]
+
+        def counted(blocks):
+            for block in blocks:
+                samples[0] += len(block)
+                yield block
 
         def collect(done: Future) -> None:
             clips, frames, composers = done.result()
@@ -283,7 +296,7 @@ class Recognizer:
         with blas_on_one_thread(), ThreadPoolExecutor(threads) as pool:
             in_flight: deque[Future] = deque()
             batch: list[tuple[np.ndarray, float, bool]] = []
-            for window in self._windows(blocks):
+            for window in self._windows(counted(blocks)):
                 batch.append(window)
                 if len(batch) == BATCH_WINDOWS:
                     in_flight.append(pool.submit(self._forward, batch))
@@ -294,6 +307,7 @@ class Recognizer:
                 in_flight.append(pool.submit(self._forward, batch))
             while in_flight:
                 collect(in_flight.popleft())
+        duration = samples[0] / self.sample_rate
         n_frames = max(1, round(duration / self.frame_seconds))
         frames = np.concatenate(frame_probs)[:n_frames]
         clip = [round(float(score), 4) for score in np.max(np.stack(clip_probs), axis=0)]
@@ -316,7 +330,7 @@ class Recognizer:
                                key=lambda item: -item["score"])
         return Result(path, duration, self.meta["path"] if self.model_path != default_onnx_path() else "default",
                       instruments, family_list, self._segments(frames, active), frames, times, self.labels,
-                      self.thresholds, composers, active)
+                      self.thresholds, composers, active, list(found))
 
     def _windows(self, blocks):
         """Regroup audio blocks into (window, seconds of new audio, new audio is at the end) triples:
@@ -389,11 +403,15 @@ def identify(source: str | os.PathLike | np.ndarray, sr: int | None = None, mode
 
 
 def audio_files(paths: list[str]) -> list[str]:
-    """Expand directories (recursively, sorted) into the audio files they hold; files pass through."""
+    """Expand directories (recursively, sorted) into the audio files they hold; files pass through.
+    A folder without any audio file is an ``AudioError``."""
     found = []
     for path in paths:
         if Path(path).is_dir():
-            found += sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and is_audio_path(p))
+            inside = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and is_audio_path(p))
+            if not inside:
+                raise AudioError(f"no audio files under {path}")
+            found += inside
         else:
             found.append(path)
     return found

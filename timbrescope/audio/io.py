@@ -1,24 +1,34 @@
 """Audio reading: header info, whole-file/region loading and constant-memory streaming.
 
-Decoding is libsndfile's (through soundfile): WAV/RF64/W64 (8/16/24/32-bit integer and float PCM,
-A-law, µ-law, IMA ADPCM), FLAC, OGG/Vorbis, OGG/Opus, MP3 and AIFF. MP4/M4A (AAC, ALAC) is not
-decoded; the error says so. Resampling is soxr's ("HQ" quality).
+Decoding is libsndfile's (through soundfile) where it reads the file: WAV/RF64/W64 (8/16/24/32-bit
+integer and float PCM, A-law, µ-law, IMA ADPCM), FLAC, OGG/Vorbis, OGG/Opus, MP3 and AIFF. Everything
+else that FFmpeg decodes goes through PyAV (FFmpeg inside its wheel): M4A/MP4 (AAC, ALAC), WebM/MKV
+(Opus, Vorbis), WMA, AC-3, AMR and the first audio stream of video files. Resampling is soxr's ("HQ").
 
-Every failure is an ``AudioError`` whose message starts with the file name and states the reason.
-Silence and one-sample files are valid. Lengths are exact: a file of ``n`` frames at ``orig_sr``
-resampled to ``sr`` gives ``ceil(n * sr / orig_sr)`` samples, from ``load`` and ``stream`` alike.
+A source is a path or a binary file object (a web upload, a pipe). The decoded length is the truth:
+a file that ends before its header says, or whose decoder stops at corrupt data, is decoded up to
+there and gets a **warning** (appended to the ``warnings`` list a caller passes), or an ``AudioError``
+with ``strict=True``. Compressed formats whose header length is an estimate (MP3's, a container's)
+warn only when the shortfall is over ``ESTIMATE_TOLERANCE``. Undecodable data (nothing decodes, NaN or
+Inf samples, absurd rates) is always an ``AudioError`` whose message starts with the file name.
+Silence and one-sample files are valid. Lengths are exact: ``n`` decoded frames at ``orig_sr``
+resampled to ``sr`` give ``ceil(n * sr / orig_sr)`` samples, from ``load`` and ``stream`` alike.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import queue
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Union
 
 import numpy as np
 import soundfile as sf
@@ -29,7 +39,12 @@ from timbrescope.errors import AudioError, ParameterError
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".rf64", ".w64"})
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".rf64", ".w64",
+     ".m4a", ".m4b", ".mp4", ".aac", ".alac", ".webm", ".mkv", ".mka", ".wma", ".asf", ".ac3", ".amr",
+     ".mov", ".3gp", ".caf"})
+ESTIMATE_TOLERANCE = 0.05  # an estimated length may be this share (or 0.25 s) longer than the decoded one
+
+Source = Union[str, os.PathLike, BinaryIO]
 
 # Subtypes read as integers (cheaper than libsndfile's float conversion) and their full scale.
 _INTEGER_READ = {
@@ -38,15 +53,19 @@ _INTEGER_READ = {
     "MS_ADPCM": ("int16", 2.0**15), "PCM_24": ("int32", 2.0**31), "PCM_32": ("int32", 2.0**31),
 }
 _FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
+_ESTIMATED_FORMATS = frozenset({"MP3", "MPEG", "OGG"})  # libsndfile's frame count there is an estimate
+_COMPRESSED_FORMATS = _ESTIMATED_FORMATS | {"FLAC"}
 # libsndfile logs "data : <declared> (should be <present>)" when a WAV/AIFF data chunk is cut short.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _READ_BLOCK_FRAMES = 1 << 18
 _TAIL_FRAMES = 4096
+_DRM_TAGS = frozenset({"drms", "drmi", "enca", "encv", "p608"})
 
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What a file's header says: ``duration`` in seconds, ``sample_rate`` in Hz."""
+    """What a file's header says: ``duration`` in seconds (an estimate for compressed formats),
+    ``sample_rate`` in Hz; ``warnings`` about the header (a lying data size)."""
 
     path: str
     duration: float
@@ -55,6 +74,7 @@ class AudioInfo:
     frames: int
     format: str
     subtype: str
+    warnings: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One human-readable line."""
@@ -62,27 +82,57 @@ class AudioInfo:
                 f"{self.format} {self.subtype}")
 
 
-def info(path: str | os.PathLike) -> AudioInfo:
-    """Read a file's header and check that it describes usable audio.
+class _Report:
+    """Where the warnings of one decode go: ``into`` (a caller's list), or an AudioError when strict."""
 
-    Only the last few thousand frames are decoded, which catches files cut short after the header;
-    float files (where reading is a copy, not a decode) are scanned whole for NaN and Inf samples.
+    def __init__(self, name: str, strict: bool, into: list[str] | None):
+        self.name, self.strict, self.into = name, strict, into
+
+    def warn(self, message: str) -> None:
+        if self.strict:
+            raise AudioError(f"{self.name}: {message}")
+        if self.into is not None and message not in self.into:
+            self.into.append(message)
+
+    def shortfall(self, promised: int, decoded: int, rate: int, estimated: bool) -> None:
+        """The audio ended after ``decoded`` of the ``promised`` frames."""
+        if decoded == 0:
+            raise AudioError(f"{self.name}: no audio frame could be decoded")
+        missing = promised - decoded
+        if estimated and missing <= max(ESTIMATE_TOLERANCE * promised, 0.25 * rate):
+            return
+        self.warn(f"truncated: header promises {promised / rate:.3f} s, audio ends at {decoded / rate:.3f} s")
+
+
+def info(source: Source) -> AudioInfo:
+    """Read a file's header (a container's, for PyAV formats) and check that it describes usable audio.
+
+    For libsndfile's uncompressed formats the last few thousand frames are decoded, which catches files
+    cut short after the header (a warning in ``AudioInfo.warnings``); float files are scanned whole for
+    NaN and Inf samples. Compressed formats are not decoded: their duration may be an estimate.
     """
-    with _open(path) as f:
-        checked = f.frames if f.subtype in _FLOAT_SUBTYPES else min(f.frames, _TAIL_FRAMES)
-        _seek(f, path, f.frames - checked)
-        for _ in _read_blocks(f, path, checked, mono=True):
-            pass
-        return AudioInfo(str(path), f.frames / f.samplerate, f.samplerate, f.channels, f.frames,
-                         f.format, f.subtype)
+    found: list[str] = []
+    with _open(source, _Report(_name(source), False, found)) as f:
+        if f.kind == "sndfile" and f.handle.format not in _COMPRESSED_FORMATS:
+            handle = f.handle
+            checked = handle.frames if handle.subtype in _FLOAT_SUBTYPES else min(handle.frames, _TAIL_FRAMES)
+            f.seek(handle.frames - checked)
+            for _ in f.blocks(checked, mono=True):
+                pass
+        elif f.kind == "av":
+            next(f.blocks(1, mono=True))  # one packet: a stream that decodes nothing fails here
+        return AudioInfo(f.name, f.frames / f.rate, f.rate, f.channels, f.frames, f.format, f.subtype,
+                         tuple(found))
 
 
-def load(path: str | os.PathLike, sr: int | None = None, mono: bool = True, offset: float = 0.0,
-         duration: float | None = None) -> tuple[np.ndarray, int]:
+def load(source: Source, sr: int | None = None, mono: bool = True, offset: float = 0.0,
+         duration: float | None = None, strict: bool = False,
+         warnings: list[str] | None = None) -> tuple[np.ndarray, int]:
     """Decode a file (or the region ``offset`` .. ``offset + duration`` seconds) into memory.
 
     Returns ``(y, sr)``: ``y`` is float32 in [-1, 1], shape ``(n,)`` when ``mono`` else
-    ``(channels, n)``; ``sr`` is the requested rate, or the file's when ``sr`` is None.
+    ``(channels, n)``; ``sr`` is the requested rate, or the file's when ``sr`` is None. Warnings
+    (truncation, a lying header) are appended to ``warnings``; ``strict`` makes them errors.
     """
     if offset < 0 or not math.isfinite(offset):
         raise ParameterError(f"offset must be a finite number of seconds >= 0, got {offset}")
@@ -90,35 +140,37 @@ def load(path: str | os.PathLike, sr: int | None = None, mono: bool = True, offs
         raise ParameterError(f"duration must be a finite number of seconds > 0, got {duration}")
     if sr is not None:
         _check_rate(sr, "sr")
-    with _open(path) as f:
-        start = round(offset * f.samplerate)
-        if start >= f.frames:
+    with _open(source, _Report(_name(source), strict, warnings)) as f:
+        start = round(offset * f.rate)
+        if start >= f.frames and not f.estimated:
             raise ParameterError(
-                f"{path}: offset {offset} s is at or beyond the end of the audio ({f.frames / f.samplerate:.3f} s)")
-        stop = f.frames if duration is None else min(f.frames, start + max(1, round(duration * f.samplerate)))
-        _seek(f, path, start)
-        y = np.concatenate(list(_read_blocks(f, path, stop - start, mono)))
-        orig_sr = f.samplerate
+                f"{f.name}: offset {offset} s is at or beyond the end of the audio ({f.frames / f.rate:.3f} s)")
+        wanted = None if duration is None else max(1, round(duration * f.rate))
+        f.seek(start)
+        y = list(f.blocks(wanted, mono))
+        if not y:
+            raise ParameterError(f"{f.name}: offset {offset} s is at or beyond the end of the audio")
+        y, orig_sr = np.concatenate(y), f.rate
     if sr is not None and sr != orig_sr:
         y, orig_sr = resample(y, orig_sr, sr), sr
     return (y if mono else np.ascontiguousarray(y.T)), orig_sr
 
 
-def stream(path: str | os.PathLike, sr: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+def stream(source: Source, sr: int, block_seconds: float = 10.0, strict: bool = False,
+           warnings: list[str] | None = None) -> Iterator[np.ndarray]:
     """Yield a file as mono float32 blocks at ``sr`` Hz, never holding the whole file in memory.
 
     Every block has ``round(block_seconds * sr)`` samples except the last, which is shorter
-    (and non-empty). Memory stays constant whatever the file's length.
+    (and non-empty). Memory stays constant whatever the file's length. Warnings as for ``load``.
     """
     _check_rate(sr, "sr")
     block = round(block_seconds * sr)
     if block < 1:
         raise ParameterError(f"block_seconds must give at least one sample at {sr} Hz, got {block_seconds}")
-    with _open(path) as f:
-        decoded = _prefetch(_read_blocks(f, path, f.frames, mono=True))
+    with _open(source, _Report(_name(source), strict, warnings)) as f:
+        decoded = _prefetch(f.blocks(None, mono=True))
         try:  # decoding and resampling each in a thread of their own, ahead of the consumer
-            resampled = decoded if f.samplerate == sr else _prefetch(
-                _resample_stream(decoded, f.samplerate, sr, f.frames))
+            resampled = decoded if f.rate == sr else _prefetch(_resample_stream(decoded, f.rate, sr))
             try:
                 yield from _rechunk(resampled, block)
             finally:
@@ -163,126 +215,300 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([y, pad])
 
 
-def _open(path: str | os.PathLike) -> sf.SoundFile:
-    """Open ``path`` for reading after checking it exists, is a file and holds usable audio."""
-    p = Path(path)
-    if not p.exists():
-        reason = "broken symbolic link" if p.is_symlink() else "no such file"
-        raise AudioError(f"{path}: {reason}")
-    if p.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    try:
-        size = p.stat().st_size
-        f = sf.SoundFile(p)
-    except sf.LibsndfileError as exc:
-        raise AudioError(f"{path}: {_why_unreadable(p, exc)}") from None
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if size == 0:
-        f.close()
-        raise AudioError(f"{path}: empty file")
-    try:
-        _check_header(f, path)
-    except AudioError:
-        f.close()
-        raise
-    return f
+def _name(source: Source) -> str:
+    """How messages name a source: its path, or a file object's name (``<stream>`` without one), with
+    line breaks escaped so that every message stays one line."""
+    name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+    name = name if isinstance(name, str) else "<stream>"
+    return name.replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _check_header(f: sf.SoundFile, path: str | os.PathLike) -> None:
-    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
-        raise AudioError(f"{path}: absurd sample rate {f.samplerate} Hz in the header "
-                         f"(expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})")
-    if f.frames == 0:
-        raise AudioError(f"{path}: contains no audio samples (zero length)")
-    short = _SHORT_CHUNK.search(f.extra_info)
-    if short and int(short.group(1)) > int(short.group(2)):
-        raise AudioError(f"{path}: truncated or lying header: it declares {short.group(1)} bytes of "
-                         f"audio data but the file holds {short.group(2)}")
+class _Decoder:
+    """An open source: ``rate``, ``channels``, ``frames`` (the header's; ``estimated`` when it is a
+    guess), ``format``/``subtype``, and ``blocks`` of decoded float32 audio from the current position."""
+
+    kind = ""
+
+    def __enter__(self) -> _Decoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _why_unreadable(p: Path, exc: sf.LibsndfileError) -> str:
-    """Turn libsndfile's open error into a reason a user can act on."""
-    with open(p, "rb") as fh:
-        head = fh.read(512)
-    if not head:
-        return "empty file"
-    if head[4:8] == b"ftyp":
-        return "MP4/M4A audio (AAC/ALAC) is not supported; convert it to WAV, FLAC or MP3"
-    if head[:4] == b"MThd":
-        return "a MIDI file holds notes, not audio"
-    if head[:4] == b"RIFF" and head[8:16] == b"WAVEfmt ":
-        tag = int.from_bytes(head[20:22], "little")
-        if tag not in (1, 3, 6, 7, 0xFFFE):
-            return f"unsupported WAV codec (format tag 0x{tag:04x}): {exc.error_string}"
-        return f"corrupt WAV header ({exc.error_string})"
-    if b"\0" not in head:
+class _SndFile(_Decoder):
+    kind = "sndfile"
+
+    def __init__(self, handle: sf.SoundFile, source, name: str, report: _Report):
+        self.handle, self.source, self.name, self.report = handle, source, name, report
+        self.rate, self.channels, self.frames = handle.samplerate, handle.channels, handle.frames
+        self.format, self.subtype = handle.format, handle.subtype
+        self.estimated = handle.format in _ESTIMATED_FORMATS
+        if self.channels < 1:
+            raise AudioError(f"{name}: corrupt header (no channels)")
+        if self.frames == 0:
+            raise AudioError(f"{name}: contains no audio samples (zero length)")
+        short = _SHORT_CHUNK.search(handle.extra_info)
+        if short and int(short.group(1)) > int(short.group(2)):
+            report.warn(f"lying header: it declares {short.group(1)} bytes of audio data but the file holds "
+                        f"{short.group(2)}")
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def seek(self, frame: int) -> None:
         try:
-            head.decode("utf-8")
-            return "a text file, not audio"
-        except UnicodeDecodeError:
-            pass
-    message = exc.error_string
-    if "not recognised" in message:
-        return "not a recognised audio format"
-    return f"corrupt or unsupported audio ({message})"
-
-
-def _seek(f: sf.SoundFile, path: str | os.PathLike, frame: int) -> None:
-    try:
-        f.seek(frame)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{path}: corrupt or truncated audio data (cannot seek: {exc})") from None
-
-
-def _read_blocks(f: sf.SoundFile, path: str | os.PathLike, frames: int, mono: bool) -> Iterator[np.ndarray]:
-    """Yield ``frames`` frames from the current position as float32 blocks, ``(n,)`` or ``(n, channels)``.
-
-    Raises AudioError for corrupt data, NaN/Inf samples, or a file that ends before ``frames``.
-    """
-    dtype, scale = _INTEGER_READ.get(f.subtype, ("float32", 1.0))
-    buffer = np.empty((min(frames, _READ_BLOCK_FRAMES), f.channels), dtype)
-    check_finite = f.subtype in _FLOAT_SUBTYPES
-    start = f.tell()
-    done = 0
-    while done < frames:
-        try:
-            raw = f.read(min(len(buffer), frames - done), dtype=dtype, out=buffer)
+            self.handle.seek(frame)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{path}: corrupt or truncated audio data ({exc})") from None
-        if len(raw) == 0:
-            break
-        block = _downmix(raw, scale) if mono else raw.astype(np.float32) * np.float32(1.0 / scale)
-        if check_finite and not np.isfinite(block).all():
-            raise AudioError(
-                f"{path}: contains NaN or infinite samples near {(start + done) / f.samplerate:.3f} s")
-        done += len(raw)
-        yield block
-    if done < frames:
-        raise AudioError(f"{path}: truncated: the header promises {f.frames / f.samplerate:.3f} s "
-                         f"but the audio ends at {(start + done) / f.samplerate:.3f} s")
+            raise AudioError(f"{self.name}: corrupt or truncated audio data (cannot seek: {exc})") from None
+
+    def blocks(self, frames: int | None, mono: bool) -> Iterator[np.ndarray]:
+        """Up to ``frames`` frames (all that remain when None) as blocks ``(n,)`` or ``(n, channels)``."""
+        f = self.handle
+        dtype, scale = _INTEGER_READ.get(f.subtype, ("float32", 1.0))
+        start = f.tell()
+        promised = f.frames - start if frames is None else min(frames, f.frames - start)
+        buffer = np.empty((max(1, min(promised, _READ_BLOCK_FRAMES)), f.channels), dtype)
+        check_finite = f.subtype in _FLOAT_SUBTYPES
+        done = 0
+        while done < promised:
+            try:
+                raw = f.read(min(len(buffer), promised - done), dtype=dtype, out=buffer)
+            except (sf.LibsndfileError, RuntimeError):
+                yield from self._rescue(start + done, None if frames is None else promised - done, mono)
+                return
+            if len(raw) == 0:
+                break
+            block = _downmix(raw, scale) if mono else raw.astype(np.float32) * np.float32(1.0 / scale)
+            if check_finite and not np.isfinite(block).all():
+                raise AudioError(
+                    f"{self.name}: contains NaN or infinite samples near {(start + done) / f.samplerate:.3f} s")
+            done += len(raw)
+            yield block
+        if done < promised:
+            self.report.shortfall(start + promised, start + done, f.samplerate, self.estimated)
+
+    def _rescue(self, frame: int, frames: int | None, mono: bool) -> Iterator[np.ndarray]:
+        """libsndfile stopped at corrupt data (a cut FLAC loses its sync): FFmpeg decodes on from
+        ``frame`` as far as the data goes; it reports the shortfall, or the corruption, as a warning."""
+        if not isinstance(self.source, Path):
+            self.source.seek(0)
+        try:
+            rescue = _AvFile(str(self.source) if isinstance(self.source, Path) else self.source, self.name,
+                             self.report, expected=self.frames)
+        except AudioError:
+            rescue = None
+        if rescue is None or rescue.rate != self.rate:
+            if frame == 0:
+                raise AudioError(f"{self.name}: corrupt audio data")
+            self.report.warn(f"corrupt audio data after {frame / self.rate:.3f} s; decoded up to there")
+            return
+        with rescue:
+            rescue.seek(frame)
+            yield from rescue.blocks(frames, mono)
+
+
+class _AvFile(_Decoder):
+    """The first audio stream of anything FFmpeg opens (PyAV)."""
+
+    kind = "av"
+
+    def __init__(self, source, name: str, report: _Report, expected: int | None = None):
+        import av
+
+        self.name, self.report, self._av = name, report, av
+        try:
+            self.container = av.open(source, mode="r", metadata_errors="ignore")
+        except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+            raise AudioError(f"{name}: {_av_reason(exc)}") from None
+        try:
+            streams = self.container.streams.audio
+            if not streams:
+                raise AudioError(f"{name}: no audio stream")
+            self.stream = streams[0]
+            codec = self.stream.codec_context
+            if codec is None:
+                raise AudioError(f"{name}: unsupported audio codec (no decoder)")
+            if (codec.codec_tag or "").lower() in _DRM_TAGS or codec.name in ("none", ""):
+                raise AudioError(f"{name}: encrypted (DRM) audio cannot be decoded")
+            self.rate = int(self.stream.sample_rate or codec.sample_rate or 0)
+            if not MIN_SAMPLE_RATE <= self.rate <= MAX_SAMPLE_RATE:
+                raise AudioError(f"{name}: absurd sample rate {self.rate} Hz in the header "
+                                 f"(expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})")
+            self.channels = max(1, int(codec.channels or 1))
+            seconds = (float(self.stream.duration * self.stream.time_base) if self.stream.duration
+                       else (self.container.duration or 0) / av.time_base)
+            self.frames = expected if expected is not None else max(0, round(seconds * self.rate))
+            self.format, self.subtype, self.estimated = self.container.format.name, codec.name, True
+        except BaseException:
+            self.container.close()
+            raise
+        self._skip = 0
+
+    def close(self) -> None:
+        self.container.close()
+
+    def seek(self, frame: int) -> None:
+        self._skip = frame  # decoded and dropped: exact, and regions of compressed files are rare
+
+    def blocks(self, frames: int | None, mono: bool) -> Iterator[np.ndarray]:
+        av = self._av
+        resampler = av.AudioResampler(format="fltp")
+        skip, left, done = self._skip, frames, 0
+        try:
+            for packet in self.container.demux(self.stream):
+                for frame in packet.decode():
+                    for plain in resampler.resample(frame):
+                        block = self._block(plain, mono)
+                        if skip:
+                            block, skip = block[skip:], max(0, skip - len(block))
+                        if left is not None:
+                            block = block[:left]
+                            left -= len(block)
+                        if len(block):
+                            done += len(block)
+                            yield block
+                        if left == 0:
+                            return
+        except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+            if done == 0 and not self._skip:
+                raise AudioError(f"{self.name}: {_av_reason(exc)}") from None
+            self.report.warn(f"corrupt audio data after {(self._skip + done) / self.rate:.3f} s; decoded up to there")
+            return
+        if done == 0 and not self._skip:
+            raise AudioError(f"{self.name}: no audio frame could be decoded")
+        if left is None and self.frames:
+            self.report.shortfall(self.frames, self._skip + done, self.rate, estimated=True)
+
+    def _block(self, frame, mono: bool) -> np.ndarray:
+        planes = frame.to_ndarray().astype(np.float32, copy=False)  # (channels, n)
+        if not np.isfinite(planes).all():
+            raise AudioError(f"{self.name}: contains NaN or infinite samples")
+        if mono:
+            return planes.mean(axis=0) if len(planes) > 1 else planes[0].copy()
+        if len(planes) != self.channels:  # a stream that changes its layout keeps the first channel count
+            planes = np.resize(planes, (self.channels, planes.shape[1]))
+        return np.ascontiguousarray(planes.T)
+
+
+def _av_reason(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "encrypt" in text or "drm" in text:
+        return "encrypted (DRM) audio cannot be decoded"
+    if "invalid data" in text or "could not find" in text or "end of file" in text:
+        return "not a recognised audio format, or corrupt data"
+    return f"corrupt or unsupported audio ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _open(source: Source, report: _Report) -> _Decoder:
+    """Open ``source`` with libsndfile, else PyAV, after checking it exists and holds usable audio."""
+    name = report.name
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        try:
+            if not p.exists():
+                raise AudioError(f"{name}: {_why_missing(p)}")
+            if p.is_dir():
+                raise AudioError(f"{name}: is a directory, not an audio file")
+            if not p.is_file():
+                raise AudioError(f"{name}: not a regular file")
+            size = p.stat().st_size
+            with open(p, "rb") as fh:
+                head = fh.read(512)
+        except OSError as exc:  # a symlink loop, no permission, a name the system refuses
+            raise AudioError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+        if size == 0:
+            raise AudioError(f"{name}: empty file")
+        opened = p
+    else:
+        source = _seekable(source)
+        head = source.read(512)
+        source.seek(0)
+        if not head:
+            raise AudioError(f"{name}: empty file")
+        opened = source
+    if head[:4] == b"MThd":
+        raise AudioError(f"{name}: a MIDI file holds notes, not audio")
+    try:
+        handle = sf.SoundFile(opened)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        handle = None
+    if handle is not None and handle.frames == 0 and handle.format in _COMPRESSED_FORMATS:
+        handle.close()  # libsndfile found no length (a cut Ogg): FFmpeg decodes what is there
+        handle = None
+    if handle is not None:
+        if not MIN_SAMPLE_RATE <= handle.samplerate <= MAX_SAMPLE_RATE:
+            handle.close()
+            raise AudioError(f"{name}: absurd sample rate {handle.samplerate} Hz in the header "
+                             f"(expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})")
+        try:
+            return _SndFile(handle, opened, name, report)
+        except AudioError:
+            handle.close()
+            raise
+    if not isinstance(opened, Path):
+        opened.seek(0)
+    if _is_text(head):
+        raise AudioError(f"{name}: a text file, not audio")
+    return _AvFile(str(opened) if isinstance(opened, Path) else opened, name, report)
+
+
+def _why_missing(p: Path) -> str:
+    if not p.is_symlink():
+        return "no such file"
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "broken symbolic link"
+
+
+def _seekable(fileobj: BinaryIO) -> BinaryIO:
+    """``fileobj`` itself when it can seek, else its bytes spooled to a temporary file (a pipe)."""
+    try:
+        if fileobj.seekable():
+            return fileobj
+    except (AttributeError, ValueError):
+        pass
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    shutil.copyfileobj(fileobj, spool)
+    spool.seek(0)
+    return spool
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _downmix(raw: np.ndarray, scale: float) -> np.ndarray:
     """Average the channels of ``raw`` (shape ``(n, channels)``) into float32 ``(n,)`` in [-1, 1]."""
     mono = raw[:, 0].astype(np.float32)
-    for channel in range(1, raw.shape[1]):
-        mono += raw[:, channel]
-    mono *= np.float32(1.0 / (scale * raw.shape[1]))
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf samples are reported by the caller
+        for channel in range(1, raw.shape[1]):
+            mono += raw[:, channel]
+        mono *= np.float32(1.0 / (scale * raw.shape[1]))
     return mono
 
 
-def _resample_stream(blocks: Iterator[np.ndarray], orig_sr: int, sr: int, frames: int) -> Iterator[np.ndarray]:
-    """Resample mono blocks on the fly; the total is exactly ``ceil(frames * sr / orig_sr)``."""
+def _resample_stream(blocks: Iterator[np.ndarray], orig_sr: int, sr: int) -> Iterator[np.ndarray]:
+    """Resample mono blocks on the fly; the total is exactly ``ceil(frames * sr / orig_sr)`` for the
+    ``frames`` that were decoded."""
     resampler = soxr.ResampleStream(orig_sr, sr, 1, dtype="float32", quality="HQ")
-    expected = _resampled_length(frames, orig_sr, sr)
-    produced = 0
+    consumed = produced = 0
     for block in blocks:
-        out = resampler.resample_chunk(block)[: expected - produced]
+        consumed += len(block)
+        out = resampler.resample_chunk(block)[: _resampled_length(consumed, orig_sr, sr) - produced]
         produced += len(out)
         yield out
     tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-    yield _fit_length(tail, expected - produced)
+    yield _fit_length(tail, _resampled_length(consumed, orig_sr, sr) - produced)
 
 
 def _prefetch(items: Iterator[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
