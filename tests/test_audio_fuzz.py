@@ -87,3 +87,23 @@ def test_mutated_files_give_audio_or_audio_error(seeds, scratch, data):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# Inputs the atheris harness (benchmarks/fuzz_audio.py) found: WAV headers with a codec tag that is not
+# text, on which PyAV's ``codec_tag`` raised UnicodeDecodeError.
+FOUND = (
+    "524946462460000057415645666d742010000000ff000101003e0065007d2f000200100064617461007d00000000b5fff4",
+    "5249464648fa000057415645666d74201000000083000100803e000000fa0000040020006661637404000000803e0000"
+    "5045414b1000000001000000bbc5106b0000003f640000006461746100fa000000be717168be74be0f6f2dbe2f0eb0bd",
+)
+
+
+@pytest.mark.parametrize("hexed", FOUND)
+def test_fuzz_findings_give_audio_or_audio_error(hexed, tmp_path):
+    path = tmp_path / "found.wav"
+    path.write_bytes(bytes.fromhex(hexed))
+    for read in (info, load):
+        try:
+            read(path)
+        except AudioError as exc:
+            assert str(exc).startswith(str(path))

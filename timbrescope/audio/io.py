@@ -329,7 +329,7 @@ class _AvFile(_Decoder):
             codec = self.stream.codec_context
             if codec is None:
                 raise AudioError(f"{name}: unsupported audio codec (no decoder)")
-            if (codec.codec_tag or "").lower() in _DRM_TAGS or codec.name in ("none", ""):
+            if _codec_tag(codec) in _DRM_TAGS or codec.name in ("none", ""):
                 raise AudioError(f"{name}: encrypted (DRM) audio cannot be decoded")
             self.rate = int(self.stream.sample_rate or codec.sample_rate or 0)
             if not MIN_SAMPLE_RATE <= self.rate <= MAX_SAMPLE_RATE:
@@ -389,6 +389,14 @@ class _AvFile(_Decoder):
         if len(planes) != self.channels:  # a stream that changes its layout keeps the first channel count
             planes = np.resize(planes, (self.channels, planes.shape[1]))
         return np.ascontiguousarray(planes.T)
+
+
+def _codec_tag(codec) -> str:
+    """The stream's four-character codec tag, lower case ('' when it is not text: PyAV raises)."""
+    try:
+        return (codec.codec_tag or "").lower()
+    except UnicodeDecodeError:
+        return ""
 
 
 def _av_reason(exc: BaseException) -> str:

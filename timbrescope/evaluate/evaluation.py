@@ -118,6 +118,28 @@ def score_examples(recognizer, examples: list[Example], progress=None) -> tuple[
     return Scored(kept, np.array(scores).reshape(len(kept), len(index)), frames, composers, active), skipped
 
 
+def _detection(scored: Scored, members: dict[str, list[int]], detected: np.ndarray) -> dict:
+    """Clip-level detection over every label of the model, on the fully annotated examples: a detected
+    label is right when it stands for one of the example's labels (a member, for a family label);
+    precision = right detections / detections, recall = example labels detected / example labels."""
+    right = detections = hits = positives = 0
+    for ex, on in zip(scored.examples, detected):
+        if ex.known is not None:
+            continue
+        wanted = {j for t in ex.labels for j in members.get(t, ())}
+        found = set(np.flatnonzero(on))
+        detections += len(found)
+        right += len(found & wanted)
+        scorable = [t for t in ex.labels if members.get(t)]
+        positives += len(scorable)
+        hits += sum(bool(found & set(members[t])) for t in scorable)
+    precision = right / detections if detections else 0.0
+    recall = hits / positives if positives else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "detections": detections, "labels": positives}
+
+
 def _random_windows(ex: Example, count: int, rng: np.random.Generator) -> list[Example]:
     length = example_length(ex)
     if length <= CLIP_SECONDS:
@@ -138,6 +160,7 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
     if scorable:
         truth, score, pred, mask = _target_matrices(scored, scorable, members, detected)
         metrics["multi_label"] = multi_label_metrics(scorable, truth, score, pred, mask)
+        metrics["detection"] = _detection(scored, members, detected)
         details["roc"] = roc_curves(scorable, truth, score, mask)
         single = _single_label(scored, scorable, labels)
         if single:
