@@ -58,6 +58,7 @@ _COMPRESSED_FORMATS = _ESTIMATED_FORMATS | {"FLAC"}
 # libsndfile logs "data : <declared> (should be <present>)" when a WAV/AIFF data chunk is cut short.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _READ_BLOCK_FRAMES = 1 << 18
+_AV_BLOCK_FRAMES = 1 << 16
 _TAIL_FRAMES = 4096
 _DRM_TAGS = frozenset({"drms", "drmi", "enca", "encv", "p608"})
 
@@ -353,42 +354,64 @@ class _AvFile(_Decoder):
 
     def blocks(self, frames: int | None, mono: bool) -> Iterator[np.ndarray]:
         av = self._av
-        resampler = av.AudioResampler(format="fltp")
+        convert = av.AudioResampler(format="fltp")
         skip, left, done = self._skip, frames, 0
+        pending: list[np.ndarray] = []
+        count = 0
         try:
             for packet in self.container.demux(self.stream):
                 for frame in packet.decode():
-                    for plain in resampler.resample(frame):
-                        block = self._block(plain, mono)
+                    for block in self._blocks(frame, convert, mono):
                         if skip:
                             block, skip = block[skip:], max(0, skip - len(block))
                         if left is not None:
                             block = block[:left]
                             left -= len(block)
-                        if len(block):
-                            done += len(block)
-                            yield block
+                        if len(block):  # codec frames are small: hand on blocks of _AV_BLOCK_FRAMES
+                            pending.append(block)
+                            count += len(block)
+                        if count >= _AV_BLOCK_FRAMES or (left == 0 and count):
+                            done += count
+                            yield np.concatenate(pending)
+                            pending, count = [], 0
                         if left == 0:
                             return
         except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
-            if done == 0 and not self._skip:
+            if done + count == 0 and not self._skip:
                 raise AudioError(f"{self.name}: {_av_reason(exc)}") from None
+            if count:
+                done += count
+                yield np.concatenate(pending)
             self.report.warn(f"corrupt audio data after {(self._skip + done) / self.rate:.3f} s; decoded up to there")
             return
+        if count:
+            done += count
+            yield np.concatenate(pending)
         if done == 0 and not self._skip:
             raise AudioError(f"{self.name}: no audio frame could be decoded")
         if left is None and self.frames:
             self.report.shortfall(self.frames, self._skip + done, self.rate, estimated=True)
 
-    def _block(self, frame, mono: bool) -> np.ndarray:
-        planes = frame.to_ndarray().astype(np.float32, copy=False)  # (channels, n)
-        if not np.isfinite(planes).all():
-            raise AudioError(f"{self.name}: contains NaN or infinite samples")
-        if mono:
-            return planes.mean(axis=0) if len(planes) > 1 else planes[0].copy()
-        if len(planes) != self.channels:  # a stream that changes its layout keeps the first channel count
-            planes = np.resize(planes, (self.channels, planes.shape[1]))
-        return np.ascontiguousarray(planes.T)
+    def _blocks(self, frame, convert, mono: bool) -> Iterator[np.ndarray]:
+        """A decoded frame as float32 ``(n,)`` or ``(n, channels)``; float frames are read directly."""
+        layout = frame.format.name
+        if layout in ("fltp", "flt"):
+            frames = [frame]
+        else:
+            frames = convert.resample(frame)
+            layout = "fltp"
+        for plain in frames:
+            data = plain.to_ndarray()
+            planes = data if layout == "fltp" else data.reshape(-1, len(plain.layout.channels)).T
+            planes = planes.astype(np.float32, copy=False)
+            if not np.isfinite(planes).all():
+                raise AudioError(f"{self.name}: contains NaN or infinite samples")
+            if mono:
+                yield planes.mean(axis=0, dtype=np.float32) if len(planes) > 1 else planes[0].copy()
+                continue
+            if len(planes) != self.channels:  # a stream that changes its layout keeps the first channel count
+                planes = np.resize(planes, (self.channels, planes.shape[1]))
+            yield np.ascontiguousarray(planes.T)
 
 
 def _codec_tag(codec) -> str:
