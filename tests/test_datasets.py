@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import dataset_fixtures as fixtures
+from conftest import train_args
 from timbrescope.cli import main
 from timbrescope.data.clips import SkipLog, clip_examples, decode_batches
 from timbrescope.data.dataset import Dataset, Example, carve_split, merge_segments, window
@@ -217,16 +218,15 @@ def test_feature_models_train_and_evaluate_on_precomputed_features(built, model,
     from timbrescope.inference import Recognizer
 
     root, _ = built["uiowa_mis", False]
-    assert main(["train", "--data", f"uiowa_mis:{root}", "--model", model, "--epochs", "150", "--patience", "150",
-                 "--quiet",
-                 "--out", str(tmp_path / "m.ckpt")]) == 0
+    assert main(train_args(f"uiowa_mis:{root}", tmp_path / "m.ckpt", f"model.name={model}", "schedule.epochs=150",
+                           "schedule.patience=150", "optimiser.batch_size=64")) == 0
     recognizer = Recognizer(tmp_path / "m.ckpt")
     assert recognizer.labels == ["uiowa_0", "uiowa_1", "uiowa_2"] and not recognizer.takes_audio
     metrics, _ = evaluate(f"uiowa_mis:{root}", recognizer, split="test")
     assert metrics["examples"] == 30 and metrics["single_label"]["accuracy"] >= 0.9  # the classes are separable
     assert "frames" not in metrics and "grouped" not in metrics  # no timelines, no taxonomy families
     capsys.readouterr()
-    assert main(["train", "--data", f"uiowa_mis:{root}", "--model", "timbrenet", "--out", str(tmp_path / "t.ckpt")]) == 2
+    assert main(train_args(f"uiowa_mis:{root}", tmp_path / "t.ckpt", "model.name=timbrenet")) == 2
     assert "holds precomputed features, not audio; models that use them: adaboost, knn, logreg" in capsys.readouterr().err
 
 

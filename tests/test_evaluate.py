@@ -174,7 +174,7 @@ def test_evaluate_bad_input_gives_one_line_errors(tmp_path, capsys):
     torch.save(payload, tmp_path / "old.ckpt")
     with pytest.raises(ModelError, match="trained on taxonomy v0"):
         Recognizer(tmp_path / "old.ckpt")
-    assert main(["evaluate", "--model", str(tmp_path / "old.ckpt"), "--data", str(tmp_path / "gone.csv"),
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "old.ckpt"), "--data", str(tmp_path / "gone.csv"),
                  "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
     with pytest.raises(DataError, match="f holds precomputed features but the model was fitted on audio"):

@@ -9,7 +9,7 @@ from timbrescope.errors import ModelError
 from timbrescope.inference import Recognizer
 from timbrescope.models import create_model, list_models
 from timbrescope.models.fusion import fuse_batchnorm
-from timbrescope.train.checkpoint import load_checkpoint, save_checkpoint
+from timbrescope.models.checkpoint import load_checkpoint, save_checkpoint
 from timbrescope.train.loop import TrainConfig, train
 
 LABELS = ["piano", "violin", "drum_kit"]

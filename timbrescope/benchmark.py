@@ -29,9 +29,10 @@ from timbrescope.evaluate.evaluation import evaluate
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.inference import Recognizer
 from timbrescope.models import list_models
-from timbrescope.models.registry import accepts_features, training_defaults
+from timbrescope.models.registry import accepts_features
 from timbrescope.train.learning_curve import learning_curve
 from timbrescope.train.loop import TrainConfig, train
+from timbrescope.train.recipe import Recipe, resolve_recipe
 
 COLUMNS = [("model", "model"), ("top1", "top-1"), ("f1_macro", "macro-F1"), ("map", "mAP"),
            ("real_top1", "real-audio top-1"), ("train_seconds", "training time (s)"),
@@ -82,9 +83,9 @@ def benchmark(data: str | Path | Dataset, models: list[str], out: Path, budget_m
         if not dataset.has_audio and not accepts_features(name):
             rows.append({"model": name, "error": f"{dataset.name} holds precomputed features; {name} needs audio"})
             continue
-        config = TrainConfig(model=name, epochs=epochs, seed=seed, limit=limit,
-                             budget_seconds=budget_minutes * 60 if budget_minutes else None,
-                             **training_defaults(name))
+        config = resolve_recipe({"seed": seed, "data": {"spec": str(dataset.root), "limit": limit or 0},
+                                 "model": {"name": name},
+                                 "schedule": {"epochs": epochs, "budget_minutes": budget_minutes or 0}}).config
         try:
             rows.append(_run_model(dataset, real, config, out, cache, curve_fractions))
         except TimbrescopeError as exc:
@@ -162,8 +163,8 @@ def _learning_curve(dataset: Dataset, config: TrainConfig, out: Path, cache: dic
                     full: dict) -> list[dict]:
     """Validation mAP of runs on nested random subsets of the training split, plus the full run."""
     partial = tuple(f for f in fractions if 0 < f < 1)
-    points = learning_curve(dataset, out / "models", config, partial, feature_cache=cache,
-                            prefix=f"{config.model}.curve") if partial else []
+    points = learning_curve(Recipe(str(dataset.root), config), out / "models", partial, feature_cache=cache,
+                            prefix=f"{config.model}.curve", dataset=dataset) if partial else []
     return points + [_full_point(config.model, full)]
 
 

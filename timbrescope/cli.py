@@ -83,11 +83,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from timbrescope.inference import Recognizer
     from timbrescope.synth.example import render_example
     from timbrescope.timeline import format_timeline
 
-    recognizer = Recognizer(args.model)
+    recognizer = _recognizer(args.checkpoint)
     example = render_example(args.out / "example.wav")
     print(f"Example: {example['path']} ({example['duration']:.0f} s, rendered with the '{example['bank']}' "
           "test soundfont, which no model trains on)")
@@ -101,23 +100,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from timbrescope.models.registry import training_defaults
-    from timbrescope.train.loop import TrainConfig, train
+    from timbrescope.train.loop import train
+    from timbrescope.train.recipe import resolve_recipe
 
-    tunable = ("batch_size", "learning_rate", "weight_decay", "solo_share", "note_share", "eq_db",
-               "band_style_probability", "average_epochs", "crop_seconds", "note_decay_share", "solo_loss_weight",
-               "frequency_warp")
-    settings = {key: getattr(TrainConfig, key) for key in tunable} | training_defaults(args.model)
-    settings |= {key: value for key in settings if (value := getattr(args, key)) is not None}
-    try:
-        model_config = json.loads(args.model_config) if args.model_config else {}
-    except ValueError as exc:
-        raise ParameterError(f"--model-config must be a JSON object, got {args.model_config!r} ({exc})") from None
-    config = TrainConfig(model=args.model, model_config=model_config, epochs=args.epochs, patience=args.patience,
-                         seed=args.seed, limit=args.limit, transfer_from=args.transfer,
-                         exclude_banks=tuple(filter(None, (args.exclude_banks or "").split(","))),
-                         extra_train=tuple(str(spec) for spec in args.extra_train),
-                         budget_seconds=args.budget_minutes * 60 if args.budget_minutes else None, **settings)
+    recipe = resolve_recipe(args.recipe, args.set)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     bars: dict = {}
 
     def advance(stage: str, done: int, total: int) -> None:
@@ -128,17 +118,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if done == total:
             bar.close()
 
-    summary = train(args.data, args.out, config, progress=advance)
+    summary = train(recipe.data, args.out, recipe.config, progress=advance)
     print(f"{args.out}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, validation mAP "
           f"{summary['valid_map']:.3f}, {summary['seconds']:.0f} s; log: {args.out}.log.jsonl")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from timbrescope.train.checkpoint import export_checkpoint
+    from timbrescope.models.checkpoint import export_checkpoint
 
-    out = args.out or args.model.with_suffix(".onnx")
-    meta = export_checkpoint(args.model, out)
+    out = args.out or args.checkpoint.with_suffix(".onnx")
+    meta = export_checkpoint(args.checkpoint, out)
     print(f"{out}: {meta['model']} with {len(meta['config']['labels'])} labels, for ONNX Runtime "
           f"(checkpoint sha256 {meta['checkpoint_sha256'][:12]})")
     return 0
@@ -147,8 +137,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_tune_thresholds(args: argparse.Namespace) -> int:
     from timbrescope.train.loop import retune_thresholds
 
-    out = args.out or args.model
-    result = retune_thresholds(args.model, args.data, out)
+    out = args.out or args.checkpoint
+    result = retune_thresholds(args.checkpoint, args.data, out)
     print(f"{out}: clip and frame thresholds of {len(result['thresholds'])} labels tuned on "
           f"{result['validation_clips']} validation clips ({result['skipped_files']} files skipped)")
     return 0
@@ -166,9 +156,8 @@ def _cmd_fetch_banks(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from timbrescope.evaluate.evaluation import evaluate, load_groups
     from timbrescope.evaluate.report import write_report
-    from timbrescope.inference import Recognizer
 
-    recognizer = Recognizer(args.model)
+    recognizer = _recognizer(args.checkpoint)
     groups = load_groups(args.groups) if args.groups else None
     with _progress_bar("evaluating", "file", args.quiet) as advance:
         metrics, details = evaluate(args.data, recognizer, args.split, args.windows, groups, args.limit,
@@ -190,11 +179,10 @@ def _cmd_learning_curve(args: argparse.Namespace) -> int:
     from timbrescope.evaluate.figures import learning_curve as plot
     from timbrescope.fileio import atomic_write_text, ensure_writable_folder
     from timbrescope.train.learning_curve import learning_curve
-    from timbrescope.train.loop import TrainConfig
+    from timbrescope.train.recipe import resolve_recipe
 
     ensure_writable_folder(args.out)
-    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    points = learning_curve(args.data, args.out, config, tuple(args.fractions))
+    points = learning_curve(resolve_recipe(args.recipe, args.set), args.out, tuple(args.fractions))
     atomic_write_text(args.out / "learning_curve.json", json.dumps(points, indent=1))
     plot(points, args.out / "learning_curve.png")
     for point in points:
@@ -233,7 +221,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from timbrescope.benchmark import benchmark, parse_trained, select_models, to_markdown
 
-    models, trained = select_models(args.models), parse_trained(args.trained)
+    models, trained = select_models(args.checkpoints), parse_trained(args.trained)
     result = benchmark(args.data, models, args.out, args.budget_minutes, args.epochs, args.limit, args.realdev,
                        tuple(args.curve_fractions), args.seed,
                        progress=None if args.quiet else lambda name: print(f"benchmark: {name}", file=sys.stderr),
@@ -245,10 +233,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_identify(args: argparse.Namespace) -> int:
-    from timbrescope.inference import Recognizer, audio_files
+    from timbrescope.inference import audio_files
     from timbrescope.timeline import format_timeline
 
-    recognizer = Recognizer(args.model, threshold=args.threshold, strict=args.strict)
+    recognizer = _recognizer(args.checkpoint, threshold=args.threshold, strict=args.strict)
     failures = 0
     for path in ["-"] if args.paths == ["-"] else audio_files(args.paths):
         try:
@@ -273,6 +261,23 @@ def _cmd_identify(args: argparse.Namespace) -> int:
         if timeline:
             print(timeline)
     return EXIT_USAGE_OR_DATA if failures else 0
+
+
+def _recognizer(checkpoint, **settings):
+    """A Recognizer for a command that owns its process, which is then tuned for speed."""
+    from timbrescope.inference import Recognizer, tune_process
+
+    recognizer = Recognizer(checkpoint, **settings)
+    tune_process()
+    return recognizer
+
+
+def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", required=True, metavar="FILE|NAME",
+                        help="a training recipe (.toml), or a shipped one's name, e.g. default")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one recipe key (repeatable), e.g. --set schedule.epochs=3 "
+                             "--set data.spec=out/corpus-small")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,56 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(run=_cmd_synth)
 
-    train = commands.add_parser("train", help="train a recogniser on a rendered corpus")
-    train.add_argument("--data", required=True, metavar="SPEC",
-                       help="a corpus folder (timbrescope synth --out), NAME:PATH (nsynth, irmas, medley_solos_db, "
-                            "musicnet, openmic2018, uiowa_mis, folder, manifest), a manifest or a label folder")
-    train.add_argument("--out", required=True, type=Path, help="checkpoint to write, e.g. model.ckpt")
-    train.add_argument("--model", default="timbrenet", help="registered model name (default: timbrenet)")
-    train.add_argument("--model-config", default=None, metavar="JSON",
-                       help='model settings, e.g. \'{"multi_label": false}\' for raw-cnn1d')
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=None, help="default 64, or the reference system's")
-    train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3, or the reference system's")
-    train.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 1e-4)")
-    train.add_argument("--solo-share", type=float, default=None, metavar="FRACTION",
-                       help="share of each epoch drawn from single-instrument clips (default: the model's; timbrenet 0.5)")
-    train.add_argument("--note-share", type=float, default=None, metavar="FRACTION",
-                       help="share of each epoch drawn from single-note clips, within the solo share (default: the model's)")
-    train.add_argument("--eq-db", type=float, default=None, metavar="DB",
-                       help="random smooth EQ of each training draw, up to this many dB (log-mel models; default: the model's)")
-    train.add_argument("--band-style-probability", type=float, default=None, metavar="FRACTION",
-                       help="share of training draws whose per-band level statistics are mixed with another clip's "
-                            "(frequency-wise MixStyle; default: the model's)")
-    train.add_argument("--average-epochs", type=float, default=None, metavar="EPOCHS",
-                       help="validate and keep a moving average of the weights over about this many epochs "
-                            "(default: the model's; 0: the last step's weights)")
-    train.add_argument("--crop-seconds", type=float, default=None, metavar="SECONDS",
-                       help="train on a random stretch of this length of each 5-s clip, a single note's stretch "
-                            "holding its onset (log-mel models; default: whole clips)")
-    train.add_argument("--note-decay-share", type=float, default=None, metavar="FRACTION",
-                       help="with --crop-seconds: share of single-note stretches that start after the note's onset, "
-                            "to teach sustains and decays (default: the model's; 0: every stretch holds the onset)")
-    train.add_argument("--frequency-warp", type=float, default=None, metavar="FRACTION",
-                       help="stretch each training draw's frequency axis by a random factor within 1/(1+F)..1+F, "
-                            "moving pitch and resonances together (log-mel models; default: the model's; 0: off)")
-    train.add_argument("--solo-loss-weight", type=float, default=None, metavar="WEIGHT",
-                       help="add a cross-entropy over labels on single-instrument draws, with this weight, to rank "
-                            "the playing instrument first (default: the model's; 0: off)")
-    train.add_argument("--extra-train", action="append", default=[], metavar="SPEC",
-                       help="also train on the train split of this data (repeatable; e.g. a corpus rendered with "
-                            "another --seed); validation and thresholds stay with --data's validation split")
-    train.add_argument("--exclude-banks", default=None, metavar="BANK[,BANK]",
-                       help="leave out the training clips that these rendered banks play a part in "
-                            "(e.g. to judge on real recordings of a held-out bank)")
-    train.add_argument("--transfer", default=None, metavar="CKPT",
-                       help="copy and freeze all but the output layers of this trained model of the same kind")
-    train.add_argument("--budget-minutes", type=float, default=None,
-                       help="training time to fit the learning-rate schedule and epochs into")
-    train.add_argument("--patience", type=int, default=6, help="epochs without improvement before stopping")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit", type=int, default=None,
-                       help="at most this many clips per split (a seeded random draw)")
+    train = commands.add_parser("train", help="train a recogniser from a recipe")
+    _recipe_arguments(train)
+    train.add_argument("--out", required=True, type=Path, help="checkpoint to write, e.g. model.ckpt "
+                       "(run the same command again to resume a killed run)")
+    train.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: PyTorch's)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_cmd_train)
 
@@ -362,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="audio files or folders (walked); - reads one file from standard input")
     identify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     identify.add_argument("--frames", action="store_true", help="with --json: frame probabilities too")
-    identify.add_argument("--model", default=None,
+    identify.add_argument("--checkpoint", default=None, metavar="CKPT|ONNX",
                           help="a .ckpt checkpoint or an exported .onnx model (default: the shipped model)")
     identify.add_argument("--threshold", type=float, default=None, help="one threshold for every label")
     identify.add_argument("--strict", action="store_true",
@@ -370,13 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     identify.set_defaults(run=_cmd_identify)
 
     export = commands.add_parser("export", help="export a checkpoint to ONNX, to identify without PyTorch")
-    export.add_argument("--model", required=True, type=Path, help="a .ckpt checkpoint of a log-mel model")
+    export.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt checkpoint of a log-mel model")
     export.add_argument("--out", type=Path, default=None, help="the .onnx file (default: beside the checkpoint)")
     export.set_defaults(run=_cmd_export)
 
     tune = commands.add_parser("tune-thresholds",
                                help="tune a checkpoint's clip and frame thresholds again on a validation split")
-    tune.add_argument("--model", required=True, type=Path, help="a .ckpt checkpoint")
+    tune.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt checkpoint")
     tune.add_argument("--data", required=True, help="the dataset whose validation split tunes them")
     tune.add_argument("--out", type=Path, default=None, help="where to write the checkpoint (default: in place)")
     tune.set_defaults(run=_cmd_tune_thresholds)
@@ -389,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="metrics and an HTML report of a model on a dataset")
     evaluate.add_argument("--data", required=True, metavar="SPEC", help="as for train; e.g. manifest:realdev.csv")
-    evaluate.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    evaluate.add_argument("--checkpoint", default=None, help="checkpoint or .onnx (default: the shipped model)")
     evaluate.add_argument("--split", default="test", help="train, validation, test or all (default: test)")
     evaluate.add_argument("--windows", type=int, default=None, metavar="N",
                           help="also score N random 5-s windows per file")
@@ -425,18 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=_cmd_benchmark)
 
     curve = commands.add_parser("learning-curve", help="validation score against the amount of training data")
-    curve.add_argument("--data", required=True, metavar="SPEC")
+    _recipe_arguments(curve)
     curve.add_argument("--out", required=True, type=Path, help="folder for the runs, JSON and PNG")
-    curve.add_argument("--model", default="timbrenet")
     curve.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
-    curve.add_argument("--epochs", type=int, default=10)
-    curve.add_argument("--batch-size", type=int, default=64)
-    curve.add_argument("--seed", type=int, default=0)
     curve.set_defaults(run=_cmd_learning_curve)
 
     demo = commands.add_parser("demo", help="render the example recording and identify its instruments")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
-    demo.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    demo.add_argument("--checkpoint", default=None, help="checkpoint or .onnx (default: the shipped model)")
     demo.set_defaults(run=_cmd_demo)
 
     taxonomy = commands.add_parser("taxonomy", help="print the instrument taxonomy as Markdown")

@@ -1,6 +1,8 @@
 """Checkpoint -> model -> clip scores, frame scores and segments, for a file or an array of any length.
 
-The recording is cut into windows of the training clip length (5 s), streamed from disk in constant
+Every setting below comes from the model file (``timeline.DecisionRule`` and the thresholds saved with
+it; the defaults are named here). The recording is cut into windows of the training clip length
+(5 s), streamed from disk in constant
 memory and run through the network in batches. Window clip probabilities give the recording's
 instrument scores (maximum over windows: an instrument that plays anywhere is in the recording);
 frame probabilities (every 40 ms) give the timeline: a label plays in the frames of the windows
@@ -21,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import sys
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,14 +40,10 @@ from timbrescope.audio import is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.features import FrontendConfig, log_mel
 from timbrescope.taxonomy import TAXONOMY_VERSION, families, target_family
-from timbrescope.timeline import active_frames
+from timbrescope.timeline import DecisionRule, active_frames
 
-WINDOW_SECONDS = 5.0
-SILENCE_DBFS = -60.0
 BATCH_WINDOWS = 8  # windows per forward pass: larger is barely faster and costs ~15 MB per window
 COMPUTE_THREADS = max(1, min(4, os.cpu_count() or 1))  # batches computed at once
-MIN_SEGMENT_SECONDS = 0.2
-MERGE_GAP_SECONDS = 0.5
 
 
 def default_model_path() -> Path:
@@ -57,17 +56,24 @@ def default_onnx_path() -> Path:
     return default_model_path().with_suffix(".onnx")
 
 
-def _retain_freed_memory() -> None:
-    """Let glibc keep up to 128 MB of freed heap for reuse (mmap threshold 32 MB, trim threshold
-    128 MB). Every batch allocates and frees ~25 MB of arrays; returned to the system each time,
-    they page-fault back in: ~0.8 s of system time per hour of audio (a 1-hour file 3.8-4.4 s ->
-    2.8-3.2 s through the CLI). Does nothing where the C library has no ``mallopt``."""
+def tune_process() -> None:
+    """Process-wide settings that make long runs faster, for programs that own their process (the CLI
+    calls it; a library user may): ``Recognizer`` itself changes nothing outside its own objects.
+
+    glibc keeps up to 128 MB of freed heap for reuse (mmap threshold 32 MB, trim threshold 128 MB):
+    every batch allocates and frees ~25 MB of arrays; returned to the system each time, they
+    page-fault back in: ~0.8 s of system time per hour of audio (a 1-hour file 3.8-4.4 s -> 2.8-3.2 s
+    through the CLI). Does nothing where the C library has no ``mallopt``. And PyTorch, when it is
+    already loaded, flushes denormal numbers to zero (they slow CPU convolutions by 10-20 %)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
     except (OSError, AttributeError):
         pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(True)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -119,11 +125,10 @@ class _TorchNetwork:
     def __init__(self, path: Path):
         import torch  # imported here: the shipped ONNX model never needs it
 
+        from timbrescope.models.checkpoint import load_checkpoint
         from timbrescope.models.fusion import fuse_batchnorm
-        from timbrescope.train.checkpoint import load_checkpoint
 
         self._torch = torch
-        torch.set_flush_denormal(True)  # denormal activations slow CPU convolutions by 10-20 %
         network, self.meta = load_checkpoint(path)
         self.network = fuse_batchnorm(network)
         self.labels = list(network.labels)
@@ -219,7 +224,6 @@ class Recognizer:
             raise ParameterError(f"threshold must be in 0..1, got {threshold}")
         self.model_path = Path(model) if model is not None else default_onnx_path()
         self.strict = strict
-        _retain_freed_memory()
         if self.model_path.suffix == ".onnx":
             if not self.model_path.is_file():
                 raise ModelError(f"{self.model_path}: no such model")
@@ -236,8 +240,9 @@ class Recognizer:
                                  for i, label in enumerate(self.labels)}
         self.sample_rate, self.frame_seconds = self._backend.sample_rate, self._backend.frame_seconds
         self.composers: list[str] = self._backend.composers
-        self._frames_per_window = max(1, round(WINDOW_SECONDS / self.frame_seconds))
-        self._window = round(WINDOW_SECONDS * self.sample_rate) if self.sample_rate else 0
+        self.rule = DecisionRule.from_dict(self.meta.get("decision"))
+        self._frames_per_window = max(1, round(self.rule.window_seconds / self.frame_seconds))
+        self._window = round(self.rule.window_seconds * self.sample_rate) if self.sample_rate else 0
 
     @property
     def frame_level(self) -> bool:
@@ -322,7 +327,7 @@ class Recognizer:
         clip_thresholds, frame_thresholds = self.threshold_arrays()
         detected = np.concatenate([np.broadcast_to(window >= clip_thresholds, window_frames.shape)
                                    for window, window_frames in zip(clip_probs, frame_probs)])[:n_frames]
-        active = active_frames(frames, detected, frame_thresholds)
+        active = active_frames(frames, detected, frame_thresholds, self.rule.smooth_frames)
         composers = None
         if self.composers:
             mean = np.mean(composer_probs, axis=0)
@@ -342,7 +347,7 @@ class Recognizer:
             carry = np.concatenate([carry, block])
             while len(carry) >= self._window:
                 previous = carry[: self._window]
-                yield previous, WINDOW_SECONDS, False
+                yield previous, self.rule.window_seconds, False
                 carry = carry[self._window:]
         if len(carry):
             seconds = len(carry) / self.sample_rate
@@ -362,7 +367,7 @@ class Recognizer:
             new = slice(self._frames_per_window - keep, None) if at_end else slice(0, keep)
             samples = max(1, round(seconds * self.sample_rate))
             real = w[-samples:] if at_end else w[:samples]
-            silent = 10 * np.log10(float(np.dot(real, real)) / len(real) + 1e-24) < SILENCE_DBFS  # mean power
+            silent = 10 * np.log10(float(np.dot(real, real)) / len(real) + 1e-24) < self.rule.silence_dbfs  # mean power
             clip_probs.append(np.zeros_like(clips[i]) if silent else clips[i])
             frame_probs.append(np.zeros_like(frames[i, new]) if silent else frames[i, new])
         return clip_probs, frame_probs, list(composers[0]) if composers else []
@@ -373,10 +378,11 @@ class Recognizer:
                 np.array([self.frame_thresholds[label] for label in self.labels]))
 
     def _segments(self, frames: np.ndarray, active: np.ndarray) -> list[dict]:
-        """Runs of each label's ``active`` frames (``timeline.active_frames``), gaps under 0.5 s joined,
+        """Runs of each label's ``active`` frames (``timeline.active_frames``), gaps under the rule's 0.5 s joined,
         runs under 0.2 s dropped; a segment's score is its mean frame probability."""
         segments = []
-        gap, shortest = round(MERGE_GAP_SECONDS / self.frame_seconds), round(MIN_SEGMENT_SECONDS / self.frame_seconds)
+        gap = round(self.rule.merge_gap_seconds / self.frame_seconds)
+        shortest = round(self.rule.min_segment_seconds / self.frame_seconds)
         for j in np.flatnonzero(active.any(axis=0)):
             label = self.labels[j]
             runs, start = [], None

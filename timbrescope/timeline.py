@@ -1,31 +1,54 @@
-"""Instrument timelines: which frames each label plays in (shared by inference, training's threshold
-tuning and evaluation, so all three decide alike), and their text rendering for terminals."""
+"""Instrument timelines: the decision rule that turns a model's scores into a result, which frames each
+label plays in (shared by inference, training's threshold tuning and evaluation, so all three decide
+alike), and their text rendering for terminals."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-SMOOTH_FRAMES = 5  # median filter over 5 frames (200 ms at the 40-ms hop) before thresholding frames
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """How scores become a result, saved in every checkpoint beside the thresholds tuned under it.
+
+    A recording is analysed in windows of ``window_seconds`` (the training clip length); a window below
+    ``silence_dbfs`` (mean power) scores 0; frame probabilities are median-smoothed over
+    ``smooth_frames`` frames before their frame thresholds; a label's runs of frames closer than
+    ``merge_gap_seconds`` are joined and runs shorter than ``min_segment_seconds`` dropped."""
+
+    window_seconds: float = 5.0
+    silence_dbfs: float = -60.0
+    smooth_frames: int = 5  # 200 ms at the 40-ms hop
+    merge_gap_seconds: float = 0.5
+    min_segment_seconds: float = 0.2
+
+    @classmethod
+    def from_dict(cls, values: Mapping | None) -> DecisionRule:
+        """The rule a checkpoint stores (a checkpoint older than the stored rule was tuned under the defaults)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (values or {}).items() if k in known})
 
 
-def timeline_scores(frames: np.ndarray, detected: np.ndarray) -> np.ndarray:
+def timeline_scores(frames: np.ndarray, detected: np.ndarray, smooth_frames: int) -> np.ndarray:
     """The frame scores a timeline thresholds, ``[frames, labels]``: frame probabilities median-smoothed
-    over ``SMOOTH_FRAMES`` frames where ``detected`` (bool, ``[frames, labels]`` or ``[labels]``: the
+    over ``smooth_frames`` frames where ``detected`` (bool, ``[frames, labels]`` or ``[labels]``: the
     label's 5-s window reaches its clip threshold) and 0 elsewhere. A label plays where this reaches
     its frame threshold (> 0)."""
     detected = np.broadcast_to(detected, frames.shape)
     out = np.zeros_like(frames)
     columns = np.flatnonzero(detected.any(axis=0))
     if len(columns):
-        out[:, columns] = np.where(detected[:, columns], median_over_time(frames[:, columns], SMOOTH_FRAMES), 0)
+        out[:, columns] = np.where(detected[:, columns], median_over_time(frames[:, columns], smooth_frames), 0)
     return out
 
 
-def active_frames(frames: np.ndarray, detected: np.ndarray, frame_thresholds: np.ndarray) -> np.ndarray:
+def active_frames(frames: np.ndarray, detected: np.ndarray, frame_thresholds: np.ndarray,
+                  smooth_frames: int) -> np.ndarray:
     """bool ``[frames, labels]``: where each label plays (``timeline_scores`` at its frame threshold)."""
-    return timeline_scores(frames, detected) >= np.asarray(frame_thresholds)
+    return timeline_scores(frames, detected, smooth_frames) >= np.asarray(frame_thresholds)
 
 
 def median_over_time(frames: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:

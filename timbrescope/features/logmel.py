@@ -94,11 +94,6 @@ def _mel_edges(fmin: float, fmax: float, n_mels: int) -> np.ndarray:
     return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
 
 
-def mel_band_centres(config: FrontendConfig) -> np.ndarray:
-    """Centre frequency of each mel band of ``config``, Hz, ``[n_mels]`` (float64, rising)."""
-    return _mel_edges(config.fmin, config.fmax, config.n_mels)[1:-1]
-
-
 def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """Slaney-style mel filters, float32 ``[n_mels, n_fft // 2 + 1]``, equal to ``librosa.filters.mel``'s
     defaults (a test checks it). Written out because importing librosa costs ~1.8 s and ~145 MB in

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from timbrescope.errors import ModelError
 from timbrescope.features.frontend import LogMel
-from timbrescope.fileio import temporary_path
+from timbrescope.fileio import atomic_write
 
 METADATA_KEY = "timbrescope"
 
@@ -60,7 +59,4 @@ def export_onnx(model: nn.Module, meta: dict, path: Path) -> None:
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    path = Path(path)
-    tmp = temporary_path(path)
-    tmp.write_bytes(proto.SerializeToString())
-    os.replace(tmp, path)
+    atomic_write(Path(path), lambda tmp: tmp.write_bytes(proto.SerializeToString()))

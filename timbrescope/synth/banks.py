@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timbrescope.errors import DataError
+from timbrescope.fileio import atomic_write_text
 from timbrescope.taxonomy import canonical_label, labels, renderable_labels
 
 SPLITS = ("train", "validation", "test")
@@ -232,9 +233,7 @@ def hydrogen_banks(cache: Path, kits: Path = HYDROGEN_KITS) -> list[Bank]:
             text = _hydrogen_to_sfz(kit_file)
             if not text:
                 continue
-            tmp = sfz.with_name(f".{sfz.name}.tmp")
-            tmp.write_text(text)
-            tmp.replace(sfz)
+            atomic_write_text(sfz, text)
         banks.append(Bank(sfz.stem, sfz, "sfizz", "train", ("drum_kit",), "hydrogen-drumkits"))
     return banks
 

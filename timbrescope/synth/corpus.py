@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from timbrescope.errors import DataError, ParameterError
-from timbrescope.fileio import atomic_write_text, ensure_writable_folder, temporary_path
+from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_folder
 from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, festival_banks, freepats_bank, gm_banks,
                                      hydrogen_banks, sfz_banks, stk_bank)
 from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
@@ -368,9 +368,7 @@ def _read_progress(out: Path) -> dict[str, dict]:
 
 
 def _atomic_write_audio(path: Path, y: np.ndarray, sr: int) -> None:
-    tmp = temporary_path(path)
-    sf.write(tmp, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: sf.write(tmp, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16"))
 
 
 def resolve_preset(name: str, clip_seconds: float | None = None) -> Preset:

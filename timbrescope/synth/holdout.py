@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from timbrescope.errors import DataError
-from timbrescope.fileio import atomic_write_text, ensure_writable_folder, temporary_path
+from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_folder
 from timbrescope.synth.banks import sfz_banks
 from timbrescope.synth.material import CLOSED_HAT, CRASH, HIGH_TOM, KICK, LOW_TOM, OPEN_HAT, RIDE, SNARE, Note, Part
 from timbrescope.synth.npm_banks import MANIFEST_COLUMNS, csv_text
@@ -52,9 +52,9 @@ def build_holdout_set(trainbanks: Path, out: Path) -> list[dict]:
             name = f"{bank.name.replace(':', '__')}/{pitch:03d}.flac"
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temporary_path(target)
-            sf.write(tmp, audio / np.abs(audio).max() * 0.5, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-            os.replace(tmp, target)
+            peak = np.abs(audio).max()
+            atomic_write(target, lambda tmp: sf.write(tmp, audio / peak * 0.5, SAMPLE_RATE, format="FLAC",
+                                                      subtype="PCM_16"))
             rows.append({"source": bank.name, "path": name, "labels": label, "kind": "note",
                          "duration_s": f"{NOTE_SECONDS:.3f}", "licence": bank.licence})
     atomic_write_text(out / "MANIFEST.csv", csv_text(MANIFEST_COLUMNS, rows))

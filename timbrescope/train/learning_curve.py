@@ -12,21 +12,21 @@ import numpy as np
 from timbrescope.data.dataset import Dataset
 from timbrescope.data.specs import open_dataset
 from timbrescope.errors import ParameterError
-from timbrescope.train.checkpoint import checkpoint_meta
-from timbrescope.train.loop import TrainConfig, train
+from timbrescope.models.checkpoint import checkpoint_meta
+from timbrescope.train.loop import train
+from timbrescope.train.recipe import Recipe
 
 
-def learning_curve(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
-                   fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
+def learning_curve(recipe: Recipe, out: Path, fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),
                    progress: Callable[[str, int, int], None] | None = None, feature_cache: dict | None = None,
-                   prefix: str = "fraction") -> list[dict]:
-    """One training run per fraction of the train split (a fixed random subset of the at most
+                   prefix: str = "fraction", dataset: Dataset | None = None) -> list[dict]:
+    """One training run of exactly ``recipe``'s config per fraction of the train split (a fixed random subset of the at most
     ``config.limit`` examples drawn by ``Dataset.sample``, nested: each larger subset holds the
-    smaller); returns ``[{"model", "fraction", "train_examples", "valid_map", "seconds"}]``. Checkpoints go to
+    smaller; ``dataset``: the recipe's data, already open); returns ``[{"model", "fraction", "train_examples", "valid_map", "seconds"}]``. Checkpoints go to
     ``out/<prefix>-<f>.ckpt``; a finished one is reused, so a killed curve resumes run by run."""
     if not fractions or not all(0 < f <= 1 for f in fractions):
         raise ParameterError(f"fractions must lie in (0, 1], got {fractions}")
-    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    dataset, config = dataset or open_dataset(recipe.data), recipe.config
     train_examples = dataset.sample("train", config.limit, config.seed)
     order = np.random.default_rng(config.seed).permutation(len(train_examples))
     rest = [ex for ex in dataset.examples if ex.split != "train"]

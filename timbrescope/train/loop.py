@@ -4,7 +4,7 @@ early stopping, per-label clip and frame (timeline) thresholds tuned on the vali
 Examples are cut into 5-s clips (long recordings windowed). Features are computed once by the
 model's own front-end (so they are exactly what inference computes) and kept in memory; networks
 are trained on them with the augmentation their kind allows (mixtures of two clips, SpecAugment,
-optionally random stretches of each clip, EQ and band-statistics mixing).
+optionally random stretches of each clip).
 Frame targets come from known segments; where a dataset has none the frame loss is masked, and
 targets a dataset left unannotated (OpenMIC) are masked in the clip loss, the validation mAP and the
 thresholds. Undecodable files are skipped and counted. Classical models (``fit_arrays``) are fitted
@@ -23,7 +23,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,69 +36,15 @@ from timbrescope.data.specs import open_dataset
 from timbrescope.data.targets import clip_target, frame_target
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
-from timbrescope.features import mel_band_centres
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
 from timbrescope.models.registry import accepts_features, list_models
-from timbrescope.timeline import timeline_scores
-from timbrescope.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from timbrescope.timeline import DecisionRule, timeline_scores
+from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from timbrescope.train.recipe import Recipe, TrainConfig
 
 
 PACE_STEPS = 20  # steps timed before a budgeted run plans its schedule (or 1/20 of the budget, if sooner)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (saved in the checkpoint)."""
-
-    model: str = "timbrenet"
-    model_config: dict = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    patience: int = 6
-    frame_loss_weight: float = 0.5
-    composer_loss_weight: float = 0.5
-    mixture_probability: float = 0.3
-    eq_db: float = 0.0  # largest random spectral-envelope change per clip and draw, in dB (log-mel models)
-    band_style_probability: float = 0.0  # share of clips whose per-band level statistics are mixed with another's
-    average_epochs: float = 0.0  # validate and keep a moving average of the weights over ~this many epochs (0: off)
-    crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
-    note_decay_share: float = 0.0  # share of single-note stretches that start after the onset (with crop_seconds)
-    frequency_warp: float = 0.0  # largest relative stretch of each clip's frequency axis (log-mel models; 0.1: x0.91..1.1)
-    solo_loss_weight: float = 0.0  # weight of a cross-entropy over labels on single-instrument draws (top-1 ranking)
-    solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
-    note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
-    exclude_banks: tuple[str, ...] = ()  # rendered banks whose training clips are left out (held-out-bank studies)
-    extra_train: tuple[str, ...] = ()  # data specs whose train splits are trained on too (validation stays the main one's)
-    seed: int = 0
-    limit: int | None = None  # at most this many examples per split (quick experiments)
-    budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
-    transfer_from: str | None = None  # checkpoint whose layers (all but the heads) are copied and frozen
-
-    def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ParameterError(f"epochs, batch size and learning rate must be positive, got "
-                                 f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
-        if self.solo_share is not None and not 0 < self.solo_share < 1:
-            raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
-        if self.crop_seconds is not None and not self.crop_seconds > 0:
-            raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
-        if not 0 <= self.frequency_warp < 1:
-            raise ParameterError(f"the frequency warp must lie within 0..1 (exclusive), got {self.frequency_warp}")
-        if not 0 <= self.note_decay_share <= 1:
-            raise ParameterError(f"the note decay share must lie within 0..1, got {self.note_decay_share}")
-        if self.solo_loss_weight < 0:
-            raise ParameterError(f"the solo loss weight must be >= 0, got {self.solo_loss_weight}")
-        if self.average_epochs < 0:
-            raise ParameterError(f"the weight-averaging horizon must be >= 0 epochs, got {self.average_epochs}")
-        if self.eq_db < 0 or not 0 <= self.band_style_probability <= 1:
-            raise ParameterError(f"the EQ range must be >= 0 dB and the band-style share within 0..1, got "
-                                 f"{self.eq_db}, {self.band_style_probability}")
-        if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
-            raise ParameterError(f"the note share must lie strictly between 0 and the solo share "
-                                 f"({self.solo_share}), got {self.note_share}")
 
 
 @dataclass
@@ -157,17 +103,20 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
                "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
                "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
+               "recipe": Recipe(str(data if not isinstance(data, Dataset) else dataset.root), config).to_dict(),
                "history": history}
-    save_checkpoint(out, model, config.model, thresholds.tolist(), frame_thresholds.tolist(), summary)
+    save_checkpoint(out, model, config.model, thresholds.tolist(), frame_thresholds.tolist(), summary,
+                    DecisionRule(window_seconds=CLIP_SECONDS))
     state_path.unlink(missing_ok=True)
     return summary
 
 
-def tune_thresholds(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def tune_thresholds(model: nn.Module, feats: _Features, config: TrainConfig,
+                    rule: DecisionRule = DecisionRule()) -> tuple[np.ndarray, np.ndarray]:
     """Per-label thresholds ``[labels]`` on ``feats`` (the validation split): clip thresholds with the
     best F1 of the clip scores, and frame thresholds with the best frame F1 of the timelines that
     ``identify`` draws (``timeline.timeline_scores`` of the labels each clip's scores detect under
-    those clip thresholds), over the clips with known frames. A label without sounding frames, or a
+    those clip thresholds, smoothed as ``rule`` says), over the clips with known frames. A label without sounding frames, or a
     model without frame resolution, keeps its clip threshold for frames."""
     _, scores, frames = _evaluate(model, feats, config)
     clip_thresholds = best_thresholds(feats.clips.numpy(), scores, feats.mask.numpy())
@@ -176,7 +125,7 @@ def tune_thresholds(model: nn.Module, feats: _Features, config: TrainConfig) -> 
         return clip_thresholds, clip_thresholds.copy()
     n_labels = scores.shape[1]
     truth = (feats.frames.float().numpy()[known] >= 0.5).reshape(-1, n_labels)
-    timelines = np.concatenate([timeline_scores(clip_frames, clip_scores >= clip_thresholds)
+    timelines = np.concatenate([timeline_scores(clip_frames, clip_scores >= clip_thresholds, rule.smooth_frames)
                                 for clip_frames, clip_scores in zip(frames[known], scores[known])])
     tuned = best_thresholds(truth, timelines)
     return clip_thresholds, np.where(truth.any(axis=0), tuned, clip_thresholds).astype(np.float32)
@@ -191,11 +140,12 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
     ensure_writable_folder(out.parent)
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     skipped, config = SkipLog(), TrainConfig(model=meta["model"])
+    rule = DecisionRule.from_dict(meta.get("decision"))
     feats = _validation_features(model, dataset, config, skipped, None)
     if not len(feats.clips):
         raise DataError(f"{dataset.name}: no validation clip could be decoded")
-    thresholds, frame_thresholds = tune_thresholds(model, feats, config)
-    save_checkpoint(out, model, meta["model"], thresholds.tolist(), frame_thresholds.tolist(), meta["training"])
+    thresholds, frame_thresholds = tune_thresholds(model, feats, config, rule)
+    save_checkpoint(out, model, meta["model"], thresholds.tolist(), frame_thresholds.tolist(), meta["training"], rule)
     return {"validation_clips": len(feats.clips), "skipped_files": len(skipped),
             "thresholds": thresholds.tolist(), "frame_thresholds": frame_thresholds.tolist()}
 
@@ -237,16 +187,12 @@ def _transfer(model: nn.Module, checkpoint: str) -> None:
 def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels, progress):
     """Epochs of AdamW with a one-cycle schedule; resumable; returns (history, best). 2-D convolution
     weights are kept channels-last, which oneDNN runs faster on the CPU (a training step of timbrenet
-    takes ~18 % less time); only the layout changes, so results differ from a contiguous run by rounding.
-    With ``config.average_epochs`` the model that is validated and kept is the moving average of the
-    weights (and batch-norm statistics) rather than the weights of the last step."""
+    takes ~18 % less time); only the layout changes, so results differ from a contiguous run by rounding."""
     model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_feats.clips) / config.batch_size)
     schedule = _one_cycle(optimiser, config, config.epochs * steps_per_epoch)
-    averaged = weight_average(model, config.average_epochs * steps_per_epoch)
-    judged = averaged.module if averaged else model
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
@@ -254,8 +200,6 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         if saved_config != asdict(config) or state["labels"] != labels:
             raise DataError(f"{state_path} belongs to another training run; delete it to start again")
         model.load_state_dict(state["model"])
-        if averaged:
-            averaged.load_state_dict(state["averaged"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
@@ -274,8 +218,8 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         train_loss, schedule = _train_epoch(
             model, train_feats, optimiser, schedule, config, rng,
             lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total),
-            fit_to_budget if epoch == 0 and config.budget_seconds else None, averaged)
-        valid_loss, scores, _ = _evaluate(judged, valid_feats, config)
+            fit_to_budget if epoch == 0 and config.budget_seconds else None)
+        valid_loss, scores, _ = _evaluate(model, valid_feats, config)
         val_map = _validation_map(valid_feats, scores)
         seconds = round(time.perf_counter() - started, 1)
         if config.budget_seconds and schedule.last_epoch < schedule.total_steps:  # re-plan at the pace so far
@@ -284,23 +228,13 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
                         "seconds": seconds})
         if val_map >= best["map"]:  # on a tie the later, longer-trained model
-            best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in judged.state_dict().items()}}
+            best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
         atomic_torch_save({"config": asdict(config), "labels": labels, "model": model.state_dict(),
-                           "averaged": averaged and averaged.state_dict(), "optimiser": optimiser.state_dict(),
+                           "optimiser": optimiser.state_dict(),
                            "schedule": schedule.state_dict(), "epoch": epoch, "best": best, "history": history,
                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, state_path)
     return history, best
-
-
-def weight_average(model: nn.Module, horizon_steps: float) -> torch.optim.swa_utils.AveragedModel | None:
-    """An exponential moving average of ``model``'s weights and buffers with a decay of
-    ``1 - 1/horizon_steps`` per update (None when the horizon is 0): noise of the last steps averaged out."""
-    if horizon_steps <= 0:
-        return None
-    decay = 1 - 1 / max(horizon_steps, 1.0)
-    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
-                                               use_buffers=True)
 
 
 def _one_cycle(optimiser, config: TrainConfig, total_steps: int):
@@ -404,11 +338,9 @@ def is_single_note(example: Example) -> bool:
 
 
 def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config: TrainConfig,
-                 rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None,
-                 averaged: torch.optim.swa_utils.AveragedModel | None = None):
+                 rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None):
     """One pass over the training clips (cut short when the schedule ends); returns the mean loss and
-    the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known.
-    ``averaged`` (a moving average of the weights) is updated after every step."""
+    the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
     order = epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(), config.note_share)
     steps = math.ceil(len(order) / config.batch_size)
@@ -420,7 +352,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         if crop:
-            batch = random_crop(batch, *crop, rng, config.note_decay_share)
+            batch = random_crop(batch, *crop, rng)
         batch = _augment(replace(batch, inputs=batch.inputs.float()), model, config, rng)
         loss = _loss(model, model.forward_features(batch.inputs), batch, config)
         if hasattr(model, "penalty"):
@@ -429,8 +361,6 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
         loss.backward()
         optimiser.step()
         schedule.step()
-        if averaged:
-            averaged.update_parameters(model)
         losses.append(loss.item())
         progress(step + 1, steps)
         elapsed = time.perf_counter() - started
@@ -441,17 +371,13 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     return float(np.mean(losses)), schedule
 
 
-def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Generator,
-                decay_share: float = 0.0) -> _Features:
+def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Generator) -> _Features:
     """Each clip's log-mel ``[n, mels, frames]`` cut to a random stretch of ``length`` frames (rounded down
     to a multiple of ``time_pool``, the input frames per output frame, and starting on one, so the frame
     targets ``[n, frames / time_pool, labels]`` are cut to the same stretch); where frame targets are
     known, a clip's targets become the labels sounding in its stretch. Cheaper steps, and more positions.
     A single-note clip's stretch always holds the note's onset (its first sounding frame): the attack
-    is what tells most instruments apart, and a real note recording starts with it. Except for a
-    ``decay_share`` of them, which start after the onset (where the clip leaves room): a long real note
-    is heard in windows that hold only its sustain or decay, and these teach what those sound like
-    (their targets are what sounds in the stretch, so a tail after the note ends teaches "nothing")."""
+    is what tells most instruments apart, and a real note recording starts with it."""
     frames = batch.inputs.shape[2]
     length -= length % time_pool
     if length <= 0 or length >= frames:
@@ -462,10 +388,6 @@ def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Ge
     onsets = np.minimum(sounding.int().argmax(dim=1).numpy(), last)
     anchored = (batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)).numpy()
     note_starts = (rng.random(len(starts)) * (onsets + 1)).astype(int)
-    if decay_share > 0:  # no extra draws otherwise, so recipes without it keep their random stream
-        after_onset = onsets + 1 + (rng.random(len(starts)) * (last - onsets)).astype(int)
-        decay = (rng.random(len(starts)) < decay_share) & (onsets < last)
-        note_starts = np.where(decay, after_onset, note_starts)
     starts = np.where(anchored, note_starts, starts)
     inputs = torch.stack([x[:, s * time_pool:s * time_pool + length] for x, s in zip(batch.inputs, starts)])
     cut = torch.stack([f[s:s + length // time_pool] for f, s in zip(batch.frames, starts)])
@@ -523,30 +445,16 @@ def _loss(model: nn.Module, out: dict, target: _Features, config: TrainConfig) -
             weight = target.frame_known.float()[:, None, None].expand_as(target.frames)
             frame = functional.binary_cross_entropy_with_logits(out["frame_logits"], target.frames, reduction="none")
             loss = loss + config.frame_loss_weight * (frame * weight).sum() / weight.sum()
-        if config.solo_loss_weight > 0:
-            loss = loss + config.solo_loss_weight * solo_cross_entropy(out["clip_logits"], target.clips, target.mask)
     if "composer_logits" in out and (target.composers >= 0).any():
         loss = loss + config.composer_loss_weight * functional.cross_entropy(
             out["composer_logits"], target.composers, ignore_index=-1)
     return loss
 
 
-def solo_cross_entropy(clip_logits: torch.Tensor, clips: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over labels ``[batch, labels]`` of the draws with exactly one positive label and
-    every label known (single-instrument clips after mixing); 0 when there are none. Binary cross-entropy
-    scores each label on its own; this term ranks the playing label above the others, which is what
-    single-instrument top-1 asks."""
-    solo = (clips.sum(dim=1) == 1) & mask.bool().all(dim=1)
-    if not solo.any():
-        return clip_logits.sum() * 0.0
-    return nn.functional.cross_entropy(clip_logits[solo], clips[solo].argmax(dim=1))
-
-
 def _augment(batch: _Features, model: nn.Module, config: TrainConfig, rng: np.random.Generator) -> _Features:
     """Mixtures of two clips (at a random -10..0 dB; labels united; a target stays unknown unless known
-    in both or present in either): summed in the power domain for ``logmel`` features (then frequency
-    warp, random EQ, band-statistics mixing and SpecAugment masks), as samples for ``waveform``
-    features. Other features (``model.augmentation`` None) are left as they are."""
+    in both or present in either): summed in the power domain for ``logmel`` features (then SpecAugment
+    masks), as samples for ``waveform`` features. Other features (``model.augmentation`` None) are left as they are."""
     kind = model.augmentation
     if kind is None:
         return batch
@@ -568,8 +476,7 @@ def _augment(batch: _Features, model: nn.Module, config: TrainConfig, rng: np.ra
         frames = torch.where(mix[:, None, None], torch.maximum(frames, frames[partner]), frames)
         known = torch.where(mix, known & known[partner], known)
     if kind == "logmel":
-        inputs = frequency_warp(inputs, config.frequency_warp, mel_band_centres(model.frontend.config), rng)
-        inputs = band_style_mix(random_eq(inputs, config.eq_db, rng), config.band_style_probability, rng).clone()
+        inputs = inputs.clone()
         _, mels, length = inputs.shape
         floor = inputs.amin(dim=(1, 2))
         for i in range(size):
@@ -578,60 +485,3 @@ def _augment(batch: _Features, model: nn.Module, config: TrainConfig, rng: np.ra
             inputs[i, f0:f0 + fw, :] = floor[i]
             inputs[i, :, t0:t0 + tw] = floor[i]
     return replace(batch, inputs=inputs, clips=clips, mask=mask, frames=frames, frame_known=known)
-
-
-def frequency_warp(logmel: torch.Tensor, max_warp: float, band_hz: np.ndarray,
-                   rng: np.random.Generator) -> torch.Tensor:
-    """``logmel [batch, mels, frames]`` with each clip's frequency axis stretched by its own factor
-    (log-uniform in 1/(1 + ``max_warp``)..1 + ``max_warp``): band m takes the value the clip had at
-    ``band_hz[m] / factor``, interpolated linearly between bands in log frequency (edge bands repeat).
-    Pitch and resonances move together, as in vocal-tract-length perturbation for speech, so one
-    recorded instrument also stands for slightly smaller and larger ones of its kind. No random draws
-    when ``max_warp`` is 0."""
-    if max_warp <= 0:
-        return logmel
-    size, mels, _ = logmel.shape
-    factors = np.exp(rng.uniform(-np.log1p(max_warp), np.log1p(max_warp), size))
-    log_hz = np.log(band_hz)
-    source = np.stack([np.interp(log_hz - np.log(f), log_hz, np.arange(mels)) for f in factors])  # [batch, mels]
-    lower = np.minimum(np.floor(source).astype(np.int64), mels - 2)
-    upper_weight = torch.from_numpy((source - lower).astype(np.float32))[:, :, None]
-    lower = torch.from_numpy(lower)[:, :, None].expand(-1, -1, logmel.shape[2])
-    return (torch.gather(logmel, 1, lower) * (1 - upper_weight) + torch.gather(logmel, 1, lower + 1) * upper_weight)
-
-
-def random_eq(logmel: torch.Tensor, max_db: float, rng: np.random.Generator) -> torch.Tensor:
-    """``logmel [batch, mels, frames]`` (natural-log power) with a random smooth gain curve over the
-    mel bands added to each clip: three cosines of random phase, scaled so that the curve's largest
-    absolute value is uniform in 0..``max_db`` dB. A new curve each draw, so a clip is never heard
-    through one fixed colouration; the spectral envelope's coarse shape is what changes."""
-    if max_db <= 0:
-        return logmel
-    size, mels, _ = logmel.shape
-    position = np.linspace(0, np.pi, mels)[None, :, None]                               # [1, mels, 1]
-    harmonics = np.arange(1, 4)[None, None, :]
-    curve = (rng.normal(size=(size, 1, 3)) * np.cos(harmonics * position + rng.uniform(0, 2 * np.pi, (size, 1, 3)))
-             ).sum(axis=2)                                                              # [batch, mels]
-    curve *= rng.uniform(0, max_db, (size, 1)) / np.abs(curve).max(axis=1, keepdims=True).clip(min=1e-6)
-    return logmel + torch.from_numpy((curve * (math.log(10) / 10)).astype(np.float32))[:, :, None]
-
-
-def band_style_mix(logmel: torch.Tensor, probability: float, rng: np.random.Generator,
-                   alpha: float = 0.3) -> torch.Tensor:
-    """Frequency-wise MixStyle on ``logmel [batch, mels, frames]``: for a ``probability`` share of the
-    clips, each mel band's mean and spread over time are replaced by a mix (weight ~ Beta(alpha,
-    alpha)) of its own and another clip's, so recording colouration cannot identify a source."""
-    if probability <= 0:
-        return logmel
-    size = len(logmel)
-    chosen = torch.from_numpy(rng.random(size) < probability)
-    if not chosen.any():
-        return logmel
-    mean = logmel.mean(dim=2, keepdim=True)
-    spread = (logmel.var(dim=2, keepdim=True) + 1e-6).sqrt()
-    partner = torch.from_numpy(rng.permutation(size))
-    weight = torch.from_numpy(rng.beta(alpha, alpha, (size, 1, 1)).astype(np.float32))
-    mixed_mean = weight * mean + (1 - weight) * mean[partner]
-    mixed_spread = weight * spread + (1 - weight) * spread[partner]
-    styled = (logmel - mean) / spread * mixed_spread + mixed_mean
-    return torch.where(chosen[:, None, None], styled, logmel)

@@ -1,35 +1,40 @@
-"""Checkpoints: the model's full configuration, labels, taxonomy version, weights and thresholds.
+"""Checkpoints: the model's whole decision rule — its configuration (labels, front-end: sample rate,
+window and hop), taxonomy version, weights, per-label clip and frame thresholds, the rule that turns
+scores into a result (``timeline.DecisionRule``: analysis window, silence gate, smoothing, segment
+join/drop) — and the training summary with its recipe.
 
-Inference rebuilds everything from a checkpoint, never from flags. Writes are atomic (temporary
-file, then rename), so a kill never leaves a half-written checkpoint.
+Inference rebuilds everything from a checkpoint, never from flags or code constants. Writes are atomic
+(``fileio.atomic_write``), so a kill never leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from timbrescope.errors import ModelError
-from timbrescope.fileio import ensure_writable_folder, temporary_path
-from timbrescope.models import create_model
+from timbrescope.fileio import atomic_write, ensure_writable_folder
 from timbrescope.models.onnx_export import export_onnx
+from timbrescope.models.registry import create_model
 from timbrescope.taxonomy import TAXONOMY_VERSION
+from timbrescope.timeline import DecisionRule
 
 CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(path: Path, model: nn.Module, name: str, thresholds: list[float],
-                    frame_thresholds: list[float], training: dict) -> None:
-    """Write ``model`` (registered as ``name``, with its ``config``) and its decision thresholds: per
-    label, for detecting it in a clip and for drawing its timeline."""
+                    frame_thresholds: list[float], training: dict, rule: DecisionRule = DecisionRule()) -> None:
+    """Write ``model`` (registered as ``name``, with its ``config``) and its decision rule: per-label
+    thresholds for detecting it in a clip and for drawing its timeline, tuned under ``rule``."""
     payload = {"format": CHECKPOINT_FORMAT, "model": name, "config": model.config,
                "taxonomy_version": TAXONOMY_VERSION, "state_dict": model.state_dict(),
                "thresholds": [float(t) for t in thresholds],
-               "frame_thresholds": [float(t) for t in frame_thresholds], "training": training}
+               "frame_thresholds": [float(t) for t in frame_thresholds], "decision": asdict(rule),
+               "training": training}
     atomic_torch_save(payload, Path(path))
 
 
@@ -86,8 +91,6 @@ def _meta(payload: dict, path: Path) -> dict:
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    """``torch.save`` through ``fileio.atomic_write``: a kill never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
