@@ -21,9 +21,9 @@ SHIPPED_MODEL := timbrescope/models/pretrained/timbrenet-default.ckpt
 # Real recorded SFZ instruments, used when the shared folder is there (the recipe works without them).
 TRAINBANKS := $(wildcard ../shared/trainbanks/BANKS.csv)
 SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
-# v0.6.0's recipe: 3-s crops that keep a note's onset, 26 epochs of the 25,000 clips (corpus + notes), seed 1.
-MODEL_EPOCHS ?= 26
-MODEL_SEED ?= 1
+# The shipped model's training recipe (timbrescope/recipes/default.toml): 3-s crops that keep a note's
+# onset, 26 epochs of the 25,000 clips (corpus + notes), seed 1, on two threads.
+MODEL_RECIPE ?= default
 
 .PHONY: setup demo test model clean
 
@@ -57,9 +57,8 @@ test: setup $(STAMPS)/apt-test
 model: setup
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS)
 	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival $(SFZ_ARGS)
-	$(BIN)/timbrescope train --data $(MODEL_CORPUS) --extra-train $(NOTES_CORPUS) --out $(SHIPPED_MODEL) \
-		--epochs $(MODEL_EPOCHS) --crop-seconds 3 --seed $(MODEL_SEED)
-	$(BIN)/timbrescope export --model $(SHIPPED_MODEL)
+	$(BIN)/timbrescope train --recipe $(MODEL_RECIPE) --out $(SHIPPED_MODEL) --threads 2
+	$(BIN)/timbrescope export --checkpoint $(SHIPPED_MODEL)
 
 clean:
 	rm -rf $(STAMPS) $(VENV) out build *.egg-info

@@ -36,7 +36,7 @@ with sf.SoundFile(path, "w", sr, 2, "PCM_16") as out:
 
 def cli(paths: list[Path], model: str | None) -> tuple[float, list[dict]]:
     command = [sys.executable, "-m", "timbrescope.cli", "identify", "--json", *map(str, paths)]
-    command += ["--model", model] if model else []
+    command += ["--checkpoint", model] if model else []
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return time.perf_counter() - started, [json.loads(line) for line in done.stdout.splitlines()]
@@ -45,19 +45,19 @@ def cli(paths: list[Path], model: str | None) -> tuple[float, list[dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--checkpoint", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         long, clip = Path(tmp) / "long.wav", Path(tmp) / "clip.wav"
         subprocess.run([sys.executable, "-c", _WRITE, str(long), str(args.minutes * 60)], check=True)
         subprocess.run([sys.executable, "-c", _WRITE, str(clip), "10"], check=True)
-        cli([clip], args.model)  # warm the page cache and Python's bytecode cache
-        seconds, rows = cli([long], args.model)
+        cli([clip], args.checkpoint)  # warm the page cache and Python's bytecode cache
+        seconds, rows = cli([long], args.checkpoint)
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        clip_seconds, _ = cli([clip], args.model)
+        clip_seconds, _ = cli([clip], args.checkpoint)
         from timbrescope.inference import Recognizer
 
-        recognizer = Recognizer(args.model)
+        recognizer = Recognizer(args.checkpoint)
         recognizer.identify(clip)
         started = time.perf_counter()
         for _ in range(5):

@@ -30,7 +30,7 @@ def label_shares(corpus: str, exclude_banks: tuple[str, ...]) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--manifest", required=True)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--corpus", required=True, help="the corpus the model trained on")
     parser.add_argument("--exclude-banks", default="", help="as given to train")
     parser.add_argument("--apart", default="", help="labels reported apart from the rest")
@@ -38,7 +38,7 @@ def main() -> None:
     shares = label_shares(args.corpus, tuple(filter(None, args.exclude_banks.split(","))))
     apart = set(filter(None, args.apart.split(",")))
     manifest = Path(args.manifest)
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.checkpoint)
     hits = {group: Counter() for group in ("all", "apart", "rest")}
     for row in csv.DictReader(open(manifest)):
         scores = {d["label"]: d["score"] for d in recognizer.identify(str(manifest.parent / row["path"])).instruments}

@@ -21,9 +21,9 @@ BARS = {"instrument": 0.60, "family": 0.75, "detection": 0.70}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--manifest", default="../shared/realdev/MANIFEST.csv")
-    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint or .onnx (default: the shipped model)")
     args = parser.parse_args()
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.checkpoint)
     started = time.perf_counter()
     metrics, _ = evaluate(f"manifest:{args.manifest}", recognizer, "all")
     seconds = time.perf_counter() - started

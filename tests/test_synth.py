@@ -18,6 +18,8 @@ from timbrescope.synth.material import Part, drum_pattern, phrase
 from timbrescope.synth.render import Renderer
 from timbrescope.taxonomy import PLAYABLE_RANGE, family_of, labels, renderable_labels
 
+pytestmark = pytest.mark.system  # renders with the Debian engines
+
 TRAINBANKS = Path(__file__).resolve().parents[2] / "shared" / "trainbanks"
 TINY = resolve_preset("tiny")
 

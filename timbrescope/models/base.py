@@ -9,7 +9,11 @@ training loop how to treat it:
 - ``augmentation``: ``"logmel"`` (mixtures in the power domain + SpecAugment on ``[B, mels, T]``
   features), ``"waveform"`` (mixtures by summing) or None;
 - ``head_names``: the output layers a transfer-learning run re-trains (everything else is frozen);
-- ``accepts_features``: whether it can be fitted on precomputed feature vectors (``input_dim``).
+- ``accepts_features``: whether it can be fitted on precomputed feature vectors (``input_dim``);
+- ``fitted_once``: a scikit-learn pipeline, fitted in one step (``fit_arrays``) instead of epochs.
+
+and hooks it may override: ``penalty`` (a term added to the training loss) and ``data_config``
+(configuration the training data decides, e.g. the composers of a composer head).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from torch import nn
 from timbrescope.errors import ModelError
 
 
-class Recogniser(nn.Module):
+class RecognitionModel(nn.Module):
     output_activation = "sigmoid"
     frame_level = True
     augmentation: str | None = None
     head_names: tuple[str, ...] = ("head",)
     accepts_features = False
+    fitted_once = False
+    training_defaults: dict = {}  # recipe values of a reference system (batch size, learning rate, shares)
     frontend: nn.Module | None
     labels: list[str]
     config: dict
@@ -47,6 +53,19 @@ class Recogniser(nn.Module):
         return self.forward_features(self.frontend(waveform))
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def penalty(self) -> torch.Tensor | float:
+        """A regularisation term added to each training step's loss (none by default)."""
+        return 0.0
+
+    @classmethod
+    def data_config(cls, config: dict, examples: list) -> dict:
+        """Settings the training examples decide, added to the model's ``config`` before it is built."""
+        return {}
+
+    def fit_arrays(self, features, targets) -> RecognitionModel:
+        """Fit in one step on feature vectors ``[n, dim]`` and targets ``[n, labels]`` (``fitted_once`` models)."""
         raise NotImplementedError
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:

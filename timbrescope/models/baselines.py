@@ -21,13 +21,13 @@ from timbrescope.data.clips import CLIP_SECONDS
 from timbrescope.features import FrontendConfig
 from timbrescope.features.frontend import LogMel
 from timbrescope.features.classic import SEQUENCE_DIM, SUMMARY_DIM, ClassicConfig, SequenceFrontend, SummaryFrontend
-from timbrescope.models.base import Recogniser, clip_outputs
+from timbrescope.models.base import RecognitionModel, clip_outputs
 from timbrescope.models.registry import register_model
 from timbrescope.models.waveform import Waveform, WaveformConfig
 
 
 @register_model("mfcc-mlp")
-class MfccMlp(Recogniser):
+class MfccMlp(RecognitionModel):
     """MFCC summary ``[batch, 120]`` (or precomputed features ``[batch, input_dim]``) -> one label."""
 
     output_activation = "softmax"
@@ -61,7 +61,7 @@ def _conv1d(cin: int, cout: int, kernel: int, pool: int, pooling=nn.MaxPool1d) -
 
 
 @register_model("raw-cnn1d")
-class RawCnn1d(Recogniser):
+class RawCnn1d(RecognitionModel):
     """waveform at 16 kHz -> frames every 512 samples (32 ms); the dense layer scores each frame and the
     max-pooled clip."""
 
@@ -97,12 +97,19 @@ def _block2d(cin: int, cout: int, pool: tuple[int, int]) -> nn.Sequential:
 
 
 @register_model("spec-cnn2d")
-class SpecCnn2d(Recogniser):
+class SpecCnn2d(RecognitionModel):
     """log-mel ``[B, 64, T]`` -> channels (log-mel, delta, delta-delta) -> frames every 40 ms; a second
     dense output scores the composer when ``composers`` are given."""
 
     augmentation = "logmel"
     head_names = ("head", "composer_head")
+
+    @classmethod
+    def data_config(cls, config: dict, examples: list) -> dict:
+        """The composers the training examples name (a composer head), unless the config gives them."""
+        if "composers" in config:
+            return {}
+        return {"composers": sorted({ex.metadata["composer"] for ex in examples if ex.metadata.get("composer")})}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, composers: list[str] | None = None,
                  dropout: float = 0.3):
@@ -138,7 +145,7 @@ class SpecCnn2d(Recogniser):
 
 
 @register_model("wave-cnn")
-class WaveCnn(Recogniser):
+class WaveCnn(RecognitionModel):
     """waveform at 16 kHz, average-pooled by 4 -> three convolutions -> dense 64 -> 32 -> labels
     (clip-level); ``l1``/``l2`` add weight penalties to the training loss."""
 
@@ -175,7 +182,7 @@ class WaveCnn(Recogniser):
 
 
 @register_model("mfcc-lstm")
-class MfccLstm(Recogniser):
+class MfccLstm(RecognitionModel):
     """frames of 20 MFCC + centroid + 7 contrast bands (23 ms) -> 2-layer LSTM -> linear output per frame;
     the clip is scored from the mean hidden state."""
 

@@ -22,7 +22,7 @@ import torch
 from timbrescope.data.clips import CLIP_SECONDS
 from timbrescope.errors import ModelError
 from timbrescope.features.classic import ClassicConfig, SummaryFrontend
-from timbrescope.models.base import Recogniser, clip_outputs
+from timbrescope.models.base import RecognitionModel, clip_outputs
 from timbrescope.models.registry import register_model
 
 # Registry name -> (scikit-learn class, its settings); scikit-learn is imported only when one is fitted,
@@ -41,12 +41,13 @@ NATIVE_MULTI_LABEL = {"knn", "random-forest"}  # fitted on the multi-hot targets
 _TRUSTED = ["sklearn.tree._tree.Tree"]
 
 
-class ClassicalModel(Recogniser):
+class ClassicalModel(RecognitionModel):
     """MFCC summary ``[batch, 120]`` (or features ``[batch, input_dim]``) -> one score per clip."""
 
     frame_level = False
     head_names = ()
     accepts_features = True
+    fitted_once = True
 
     def __init__(self, labels: list[str], estimator: str, frontend: dict | None = None, input_dim: int | None = None):
         super().__init__()

@@ -46,18 +46,21 @@ def create_model(name: str, **config) -> nn.Module:
 
 def accepts_features(name: str) -> bool:
     """Whether model ``name`` can be fitted on a dataset's precomputed feature vectors."""
-    return bool(getattr(_model_class(name), "accepts_features", False))
+    return bool(model_class(name).accepts_features)
 
 
 def training_defaults(name: str) -> dict:
     """Training settings of model ``name``'s recipe (a reference system's batch size and learning rate,
     timbrenet's share of single-instrument clips)."""
-    return dict(getattr(_model_class(name), "training_defaults", {}))
+    return dict(model_class(name).training_defaults)
 
 
-def _model_class(name: str):
+def model_class(name: str):
+    """The class registered as ``name`` (behind a ``functools.partial`` factory, its class)."""
     _load_builtin_models()
-    factory = _REGISTRY.get(name)
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    factory = _REGISTRY[name]
     return getattr(factory, "func", factory)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from timbrescope.features import FrontendConfig
 from timbrescope.features.frontend import LogMel
-from timbrescope.models.base import Recogniser
+from timbrescope.models.base import RecognitionModel
 from timbrescope.models.registry import register_model
 
 
@@ -29,7 +29,7 @@ def _separable(cin: int, cout: int) -> nn.Sequential:
 
 
 @register_model("timbrenet")
-class TimbreNet(Recogniser):
+class TimbreNet(RecognitionModel):
     """waveform ``[batch, samples]`` -> frame logits ``[batch, frames, labels]`` (one frame per
     ``time_pool * hop_length`` samples), clip logits ``[batch, labels]``, embedding ``[batch, widths[-1]]``."""
 

@@ -7,7 +7,7 @@ are trained on them with the augmentation their kind allows (mixtures of two cli
 optionally random stretches of each clip).
 Frame targets come from known segments; where a dataset has none the frame loss is masked, and
 targets a dataset left unannotated (OpenMIC) are masked in the clip loss, the validation mAP and the
-thresholds. Undecodable files are skipped and counted. Classical models (``fit_arrays``) are fitted
+thresholds. Undecodable files are skipped and counted. Classical models (``fitted_once``) are fitted
 once on the same features. Datasets of precomputed features (UIowa) train the models that accept them.
 
 Files written beside ``out`` (e.g. ``model.ckpt``):
@@ -38,7 +38,7 @@ from timbrescope.errors import DataError, ParameterError
 from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
-from timbrescope.models.registry import accepts_features, list_models
+from timbrescope.models.registry import accepts_features, list_models, model_class
 from timbrescope.timeline import DecisionRule, timeline_scores
 from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from timbrescope.train.recipe import Recipe, TrainConfig
@@ -92,7 +92,7 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     train_feats = _features(model, train_examples, skipped, feature_cache,
                             lambda d, t: progress and progress("features", d, t))
     valid_feats = _validation_features(model, dataset, config, skipped, feature_cache)
-    if hasattr(model, "fit_arrays"):
+    if model.fitted_once:
         history, best = _fit_classical(model, train_feats, valid_feats, config)
     else:
         history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
@@ -166,9 +166,7 @@ def _model_config(config: TrainConfig, dataset: Dataset, examples: list[Example]
             usable = ", ".join(name for name in list_models() if accepts_features(name))
             raise DataError(f"{dataset.name} holds precomputed features, not audio; models that use them: {usable}")
         model_config["input_dim"] = int(examples[0].features.shape[0])
-    if config.model == "spec-cnn2d" and "composers" not in model_config:
-        model_config["composers"] = sorted({ex.metadata["composer"] for ex in examples if ex.metadata.get("composer")})
-    return model_config
+    return model_config | model_class(config.model).data_config(model_config, examples)
 
 
 def _transfer(model: nn.Module, checkpoint: str) -> None:
@@ -355,8 +353,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
             batch = random_crop(batch, *crop, rng)
         batch = _augment(replace(batch, inputs=batch.inputs.float()), model, config, rng)
         loss = _loss(model, model.forward_features(batch.inputs), batch, config)
-        if hasattr(model, "penalty"):
-            loss = loss + model.penalty()
+        loss = loss + model.penalty()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
