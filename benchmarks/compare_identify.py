@@ -1,0 +1,46 @@
+"""Compare two `identify --json` outputs file by file: largest score difference, files whose segments or
+durations differ (a behaviour check across a refactor).
+
+Usage: python benchmarks/compare_identify.py BEFORE.jsonl AFTER.jsonl
+(e.g. `timbrescope identify --json out/demo/example.wav ../shared/realdev > after.jsonl` at each commit;
+rows are matched by the path below the folder given, so the two runs may start from other folders.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def rows(path: str) -> dict[str, dict]:
+    out = {}
+    for line in open(path):
+        row = json.loads(line)
+        out[row["path"].split("realdev/")[-1].split("demo/")[-1]] = row
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("before")
+    parser.add_argument("after")
+    args = parser.parse_args()
+    before, after = rows(args.before), rows(args.after)
+    if before.keys() != after.keys():
+        raise SystemExit(f"error: the two runs cover other files ({len(before)} and {len(after)})")
+    worst, segments, durations, errors = 0.0, [], [], []
+    for key, old in before.items():
+        new = after[key]
+        if "error" in old or "error" in new:
+            errors += [key] if old.get("error") != new.get("error") else []
+            continue
+        scores = {item["label"]: item["score"] for item in new["instruments"]}
+        worst = max(worst, max(abs(item["score"] - scores[item["label"]]) for item in old["instruments"]))
+        segments += [key] if old["segments"] != new["segments"] else []
+        durations += [f"{key} ({old['duration']} -> {new['duration']})"] if old["duration"] != new["duration"] else []
+    print(f"{len(before)} files; largest score difference {worst:.2e}; other segments: {len(segments)} "
+          f"{segments[:5]}; other durations: {len(durations)} {durations[:5]}; other errors: {len(errors)}")
+
+
+if __name__ == "__main__":
+    main()
