@@ -11,7 +11,8 @@ from timbrescope.errors import AudioError, DataError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files
 from timbrescope.synth.example import render_example
 from timbrescope.timeline import median_over_time
-from timbrescope.train.loop import TrainConfig, _budget_schedule, _Features, epoch_order, random_crop, train, tune_thresholds
+from timbrescope.train.loop import TrainConfig, _budget_schedule, train, tune_thresholds
+from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
 from audio_corpus import BAD, build
 from conftest import TINY_RECIPE, train_args
@@ -102,7 +103,7 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
     frames[:, :, 1] = 1  # label 1 throughout
     known = torch.tensor([True] * (n - 1) + [False])
     clips = torch.tensor([[1.0, 1.0, 1.0]] * n)  # label 2: a clip label without frames
-    batch = _Features(inputs, clips, torch.ones(n, labels), frames, known, torch.full((n,), -1), torch.zeros(n))
+    batch = Batch(inputs, clips, torch.ones(n, labels), frames, known, torch.full((n,), -1), torch.zeros(n))
     rng = np.random.default_rng(0)
     starts = set()
     for _ in range(20):
@@ -136,7 +137,7 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
         seen.append((cut.inputs.shape[2], cut.frames.shape[1]))
         return cut
 
-    monkeypatch.setattr(loop, "random_crop", recording_crop)
+    monkeypatch.setattr(loop, "random_crop", recording_crop)  # as the loop imported it
     train(corpus, tmp_path / "crop.ckpt", replace(CONFIG, epochs=1, crop_seconds=2.0))
     assert seen and set(seen) == {(100, 50)}  # 2 s of 20-ms input frames, 40-ms targets, in every batch
     with pytest.raises(ParameterError, match="training crop"):
@@ -297,7 +298,7 @@ def test_frame_thresholds_are_tuned_on_the_timelines_of_detected_labels():
 
     frames = torch.zeros(2, 10, 2)
     frames[:, :5, 0] = 1
-    feats = _Features(torch.zeros(2, 1), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.ones(2, 2), frames,
+    feats = Batch(torch.zeros(2, 1), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.ones(2, 2), frames,
                       torch.ones(2, dtype=torch.bool), torch.full((2,), -1), torch.zeros(2, dtype=torch.bool))
     clip_thresholds, frame_thresholds = tune_thresholds(Fixed(), feats, CONFIG)
     assert clip_thresholds.tolist() == pytest.approx([0.05, 0.5])
@@ -656,3 +657,31 @@ def test_the_decision_rule_travels_in_the_checkpoint(checkpoint, example, tmp_pa
     recognizer = Recognizer(tmp_path / "rule.ckpt")
     assert recognizer.rule == strict
     assert Recognizer(checkpoint).identify(example).segments and not recognizer.identify(example).segments
+
+
+def test_augmentations_draw_then_apply_and_repeat_from_the_same_draw():
+    from timbrescope.augment import Mixture, SpecMask, augment
+
+    n, mels, length = 6, 8, 20
+    inputs = torch.log(torch.rand(n, mels, length) + 1e-3)
+    clips = torch.eye(3)[[0, 1, 2, 0, 1, 2]]
+    batch = Batch(inputs, clips, torch.ones(n, 3), torch.zeros(n, 10, 3), torch.ones(n, dtype=torch.bool),
+                  torch.full((n,), -1), torch.zeros(n))
+    mixture = Mixture(1.0)
+    draw = mixture.draw(np.random.default_rng(0), n)
+    assert draw.mixed.all() and sorted(draw.partner.tolist()) == list(range(n))
+    assert ((draw.gain_db >= -10) & (draw.gain_db <= 0)).all()
+    once, twice = mixture.apply(batch, draw), mixture.apply(batch, draw)
+    assert torch.equal(once["inputs"], twice["inputs"])
+    partner = draw.partner
+    torch.testing.assert_close(once["clips"], torch.maximum(clips, clips[partner]))
+    assert (once["inputs"] >= inputs - 1e-6).all()  # power added, never removed
+    assert Mixture(0.0).apply(batch, Mixture(0.0).draw(np.random.default_rng(0), n)) == {}
+    masks = SpecMask().draw(np.random.default_rng(1), n, mels, length)
+    assert masks.shape == (n, 4) and (masks[:, 1] <= mels // 8).all() and (masks[:, 3] <= length // 10).all()
+    masked = SpecMask().apply(inputs, masks)
+    for i, (f0, fw, t0, tw) in enumerate(masks):
+        assert (masked[i, f0:f0 + fw] == inputs[i].min()).all() and (masked[i, :, t0:t0 + tw] == inputs[i].min()).all()
+    first, second = (augment(batch, "logmel", 0.5, np.random.default_rng(7)) for _ in range(2))
+    assert torch.equal(first.inputs, second.inputs) and not torch.equal(first.inputs, inputs)
+    assert augment(batch, None, 1.0, np.random.default_rng(0)) is batch

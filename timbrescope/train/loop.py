@@ -23,7 +23,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,36 +35,19 @@ from timbrescope.data.dataset import Dataset, Example
 from timbrescope.data.specs import open_dataset
 from timbrescope.data.targets import clip_target, frame_target
 from timbrescope.errors import DataError, ParameterError
-from timbrescope.evaluate.metrics import best_thresholds, mean_average_precision
+from timbrescope.evaluate import thresholds
+from timbrescope.evaluate.metrics import mean_average_precision
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
 from timbrescope.models.registry import accepts_features, list_models, model_class
-from timbrescope.timeline import DecisionRule, timeline_scores
+from timbrescope.timeline import DecisionRule
 from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from timbrescope.train.recipe import Recipe, TrainConfig
+from timbrescope.train.sampling import Batch, epoch_order, random_crop
+from timbrescope.augment import augment
 
 
 PACE_STEPS = 20  # steps timed before a budgeted run plans its schedule (or 1/20 of the budget, if sooner)
-
-
-@dataclass
-class _Features:
-    """Front-end outputs ``[n, ...]`` (float16 when large), clip targets and their mask ``[n, labels]``
-    (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``,
-    the composer index ``[n]`` (-1: unknown) and whether each clip is one rendered single note ``[n]``."""
-
-    inputs: torch.Tensor | None
-    clips: torch.Tensor
-    mask: torch.Tensor
-    frames: torch.Tensor
-    frame_known: torch.Tensor
-    composers: torch.Tensor
-    single_note: torch.Tensor
-
-    def take(self, index) -> _Features:
-        return _Features(*(None if t is None else t[index] for t in (self.inputs, self.clips, self.mask, self.frames,
-                                                                    self.frame_known, self.composers,
-                                                                    self.single_note)))
 
 
 def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConfig(),
@@ -98,37 +81,27 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
                                      progress)
     model.load_state_dict(best["state"])
-    thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config)
+    clip_thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config)
     summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.clips),
                "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
                "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
                "recipe": Recipe(str(data if not isinstance(data, Dataset) else dataset.root), config).to_dict(),
                "history": history}
-    save_checkpoint(out, model, config.model, thresholds.tolist(), frame_thresholds.tolist(), summary,
+    save_checkpoint(out, model, config.model, clip_thresholds.tolist(), frame_thresholds.tolist(), summary,
                     DecisionRule(window_seconds=CLIP_SECONDS))
     state_path.unlink(missing_ok=True)
     return summary
 
 
-def tune_thresholds(model: nn.Module, feats: _Features, config: TrainConfig,
+def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig,
                     rule: DecisionRule = DecisionRule()) -> tuple[np.ndarray, np.ndarray]:
-    """Per-label thresholds ``[labels]`` on ``feats`` (the validation split): clip thresholds with the
-    best F1 of the clip scores, and frame thresholds with the best frame F1 of the timelines that
-    ``identify`` draws (``timeline.timeline_scores`` of the labels each clip's scores detect under
-    those clip thresholds, smoothed as ``rule`` says), over the clips with known frames. A label without sounding frames, or a
-    model without frame resolution, keeps its clip threshold for frames."""
+    """Per-label clip and frame thresholds ``[labels]`` of ``model`` on ``feats`` (the validation split),
+    by ``evaluate.thresholds.tune_thresholds`` under ``rule``."""
     _, scores, frames = _evaluate(model, feats, config)
-    clip_thresholds = best_thresholds(feats.clips.numpy(), scores, feats.mask.numpy())
-    known = feats.frame_known.numpy().astype(bool)
-    if not (model.frame_level and known.any()):
-        return clip_thresholds, clip_thresholds.copy()
-    n_labels = scores.shape[1]
-    truth = (feats.frames.float().numpy()[known] >= 0.5).reshape(-1, n_labels)
-    timelines = np.concatenate([timeline_scores(clip_frames, clip_scores >= clip_thresholds, rule.smooth_frames)
-                                for clip_frames, clip_scores in zip(frames[known], scores[known])])
-    tuned = best_thresholds(truth, timelines)
-    return clip_thresholds, np.where(truth.any(axis=0), tuned, clip_thresholds).astype(np.float32)
+    known = feats.frame_known.numpy().astype(bool) & bool(model.frame_level)
+    return thresholds.tune_thresholds(feats.clips.numpy(), scores, feats.mask.numpy(), feats.frames.float().numpy(),
+                                      frames, known, rule.smooth_frames)
 
 
 def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: str | Path | None = None) -> dict:
@@ -144,14 +117,15 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
     feats = _validation_features(model, dataset, config, skipped, None)
     if not len(feats.clips):
         raise DataError(f"{dataset.name}: no validation clip could be decoded")
-    thresholds, frame_thresholds = tune_thresholds(model, feats, config, rule)
-    save_checkpoint(out, model, meta["model"], thresholds.tolist(), frame_thresholds.tolist(), meta["training"], rule)
+    clip_thresholds, frame_thresholds = tune_thresholds(model, feats, config, rule)
+    save_checkpoint(out, model, meta["model"], clip_thresholds.tolist(), frame_thresholds.tolist(), meta["training"],
+                    rule)
     return {"validation_clips": len(feats.clips), "skipped_files": len(skipped),
-            "thresholds": thresholds.tolist(), "frame_thresholds": frame_thresholds.tolist()}
+            "thresholds": clip_thresholds.tolist(), "frame_thresholds": frame_thresholds.tolist()}
 
 
 def _validation_features(model: nn.Module, dataset: Dataset, config: TrainConfig, skipped: SkipLog,
-                         cache: dict | None) -> _Features:
+                         cache: dict | None) -> Batch:
     """Features and targets of ``dataset``'s validation split, cut into 5-s clips (``config.limit`` of them)."""
     examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
     return _features(model, examples, skipped, cache, lambda done, total: None)
@@ -254,7 +228,7 @@ def _budget_schedule(optimiser, config: TrainConfig, step_seconds: float, steps_
     return schedule
 
 
-def _fit_classical(model, train_feats: _Features, valid_feats: _Features, config: TrainConfig):
+def _fit_classical(model, train_feats: Batch, valid_feats: Batch, config: TrainConfig):
     """One fit of a scikit-learn pipeline; returns (history, best) shaped like a one-epoch run."""
     started = time.perf_counter()
     model.fit_arrays(train_feats.inputs.float().numpy(), train_feats.clips.numpy())
@@ -265,14 +239,14 @@ def _fit_classical(model, train_feats: _Features, valid_feats: _Features, config
     return history, {"map": val_map, "epoch": 0, "state": model.state_dict()}
 
 
-def _validation_map(feats: _Features, scores: np.ndarray) -> float:
+def _validation_map(feats: Batch, scores: np.ndarray) -> float:
     value = mean_average_precision(feats.clips.numpy(), scores, feats.mask.numpy())
     return 0.0 if math.isnan(value) else value
 
 
 @torch.no_grad()
 def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache: dict | None,
-              progress: Callable[[int, int], None]) -> _Features:
+              progress: Callable[[int, int], None]) -> Batch:
     """Front-end outputs of every example (its precomputed features for datasets without audio), with
     clip, frame and composer targets."""
     model.eval()
@@ -299,7 +273,7 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
     frames = model.forward_features(inputs[:1].float())["frame_logits"].shape[1] if model.frame_level else 1
     empty = np.zeros((frames, len(labels)), np.float32)
     composers = {name: i for i, name in enumerate(getattr(model, "composers", []))}
-    return _Features(
+    return Batch(
         inputs,
         torch.from_numpy(np.stack([clip_target(ex.labels, labels) for ex in kept])),
         torch.from_numpy(np.stack([[float(ex.is_known(label)) for label in labels] for ex in kept]).astype(np.float32)),
@@ -335,7 +309,7 @@ def is_single_note(example: Example) -> bool:
     return len(parts) == 1 and parts[0].get("material") == "note"
 
 
-def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config: TrainConfig,
+def _train_epoch(model: nn.Module, feats: Batch, optimiser, schedule, config: TrainConfig,
                  rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None):
     """One pass over the training clips (cut short when the schedule ends); returns the mean loss and
     the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
@@ -351,7 +325,7 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         if crop:
             batch = random_crop(batch, *crop, rng)
-        batch = _augment(replace(batch, inputs=batch.inputs.float()), model, config, rng)
+        batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng)
         loss = _loss(model, model.forward_features(batch.inputs), batch, config)
         loss = loss + model.penalty()
         optimiser.zero_grad()
@@ -368,54 +342,8 @@ def _train_epoch(model: nn.Module, feats: _Features, optimiser, schedule, config
     return float(np.mean(losses)), schedule
 
 
-def random_crop(batch: _Features, length: int, time_pool: int, rng: np.random.Generator) -> _Features:
-    """Each clip's log-mel ``[n, mels, frames]`` cut to a random stretch of ``length`` frames (rounded down
-    to a multiple of ``time_pool``, the input frames per output frame, and starting on one, so the frame
-    targets ``[n, frames / time_pool, labels]`` are cut to the same stretch); where frame targets are
-    known, a clip's targets become the labels sounding in its stretch. Cheaper steps, and more positions.
-    A single-note clip's stretch always holds the note's onset (its first sounding frame): the attack
-    is what tells most instruments apart, and a real note recording starts with it."""
-    frames = batch.inputs.shape[2]
-    length -= length % time_pool
-    if length <= 0 or length >= frames:
-        return batch
-    last = (frames - length) // time_pool  # the latest start, in output frames
-    starts = rng.integers(0, last + 1, len(batch.inputs))
-    sounding = batch.frames.amax(dim=2) > 0.5  # [n, output frames]
-    onsets = np.minimum(sounding.int().argmax(dim=1).numpy(), last)
-    anchored = (batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)).numpy()
-    note_starts = (rng.random(len(starts)) * (onsets + 1)).astype(int)
-    starts = np.where(anchored, note_starts, starts)
-    inputs = torch.stack([x[:, s * time_pool:s * time_pool + length] for x, s in zip(batch.inputs, starts)])
-    cut = torch.stack([f[s:s + length // time_pool] for f, s in zip(batch.frames, starts)])
-    clips = torch.where(batch.frame_known[:, None], cut.amax(dim=1), batch.clips)
-    return replace(batch, inputs=inputs, frames=cut, clips=clips)
-
-
-def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Generator,
-                single_note: np.ndarray | None = None, note_share: float | None = None) -> np.ndarray:
-    """The clip indices of one epoch (as many as there are clips ``[n, labels]``): a permutation, or,
-    with ``solo_share``, drawn with replacement so that that share of draws are clips of exactly one
-    instrument (single notes and solo lines; the rest multi-instrument clips) whatever their share in
-    the data; with ``note_share`` too, that share of all draws are single-note clips (``single_note
-    [n]``) and the rest of the solo share other single-instrument clips."""
-    n = len(clips)
-    solo = (clips > 0.5).sum(dim=1).numpy() == 1
-    if solo_share is None or solo.all() or not solo.any():
-        return rng.permutation(n)
-    groups = [(solo, solo_share), (~solo, 1 - solo_share)]
-    if note_share is not None and single_note is not None:
-        notes = solo & single_note
-        if notes.any() and (solo & ~notes).any():
-            groups = [(notes, note_share), (solo & ~notes, solo_share - note_share), (~solo, 1 - solo_share)]
-    weights = np.zeros(n)
-    for members, share in groups:
-        weights[members] = share / members.sum()
-    return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
-
-
 @torch.no_grad()
-def _evaluate(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[float, np.ndarray, np.ndarray]:
+def _evaluate(model: nn.Module, feats: Batch, config: TrainConfig) -> tuple[float, np.ndarray, np.ndarray]:
     """Mean validation loss, clip probabilities ``[n, labels]`` and frame probabilities ``[n, frames, labels]``."""
     model.eval()
     losses, scores, frames = [], [], []
@@ -428,7 +356,7 @@ def _evaluate(model: nn.Module, feats: _Features, config: TrainConfig) -> tuple[
     return float(np.mean(losses)), np.concatenate(scores), np.concatenate(frames)
 
 
-def _loss(model: nn.Module, out: dict, target: _Features, config: TrainConfig) -> torch.Tensor:
+def _loss(model: nn.Module, out: dict, target: Batch, config: TrainConfig) -> torch.Tensor:
     """Clip loss over known targets (binary cross-entropy, or cross-entropy against the normalised
     targets for softmax models), weighted frame BCE over clips with known frames, and composer CE."""
     functional = nn.functional
@@ -446,39 +374,3 @@ def _loss(model: nn.Module, out: dict, target: _Features, config: TrainConfig) -
         loss = loss + config.composer_loss_weight * functional.cross_entropy(
             out["composer_logits"], target.composers, ignore_index=-1)
     return loss
-
-
-def _augment(batch: _Features, model: nn.Module, config: TrainConfig, rng: np.random.Generator) -> _Features:
-    """Mixtures of two clips (at a random -10..0 dB; labels united; a target stays unknown unless known
-    in both or present in either): summed in the power domain for ``logmel`` features (then SpecAugment
-    masks), as samples for ``waveform`` features. Other features (``model.augmentation`` None) are left as they are."""
-    kind = model.augmentation
-    if kind is None:
-        return batch
-    inputs, clips, mask, frames, known = batch.inputs, batch.clips, batch.mask, batch.frames, batch.frame_known
-    size = len(inputs)
-    mix = torch.from_numpy(rng.random(size) < config.mixture_probability)
-    if mix.any():
-        partner = torch.from_numpy(rng.permutation(size))
-        gain_db = torch.from_numpy(rng.uniform(-10, 0, size).astype(np.float32))
-        shape = (size,) + (1,) * (inputs.dim() - 1)
-        if kind == "logmel":
-            mixed = torch.logaddexp(inputs, inputs[partner] + (gain_db * (math.log(10) / 10)).view(shape))
-        else:
-            mixed = inputs + inputs[partner] * (10 ** (gain_db / 20)).view(shape)
-        inputs = torch.where(mix.view(shape), mixed, inputs)
-        united = torch.maximum(clips, clips[partner])
-        mask = torch.where(mix[:, None], torch.maximum(torch.minimum(mask, mask[partner]), united), mask)
-        clips = torch.where(mix[:, None], united, clips)
-        frames = torch.where(mix[:, None, None], torch.maximum(frames, frames[partner]), frames)
-        known = torch.where(mix, known & known[partner], known)
-    if kind == "logmel":
-        inputs = inputs.clone()
-        _, mels, length = inputs.shape
-        floor = inputs.amin(dim=(1, 2))
-        for i in range(size):
-            f0, fw = int(rng.integers(mels)), int(rng.integers(0, mels // 8 + 1))
-            t0, tw = int(rng.integers(length)), int(rng.integers(0, length // 10 + 1))
-            inputs[i, f0:f0 + fw, :] = floor[i]
-            inputs[i, :, t0:t0 + tw] = floor[i]
-    return replace(batch, inputs=inputs, clips=clips, mask=mask, frames=frames, frame_known=known)
