@@ -14,23 +14,11 @@ from audio_corpus import BAD, ENCODED, GOOD, SR, WARNED, build, tone
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory):
-    return build(BAD, tmp_path_factory.mktemp("bad"))
-
-
-@pytest.fixture(scope="module")
-def good_files(tmp_path_factory):
-    return build(GOOD, tmp_path_factory.mktemp("good"))
-
-
-@pytest.fixture(scope="module")
-def warned_files(tmp_path_factory):
-    return build(WARNED, tmp_path_factory.mktemp("warned"))
-
-
-@pytest.fixture(scope="module")
-def encoded_files(tmp_path_factory):
-    return build(ENCODED, tmp_path_factory.mktemp("encoded"))
+def corpus(tmp_path_factory):
+    """Every kind of the audio corpus, built once: {"bad": {kind: path}, "good": …, "warned": …, "encoded": …}."""
+    folder = tmp_path_factory.mktemp("corpus")
+    return {name: build(kinds, folder / name)
+            for name, kinds in (("bad", BAD), ("good", GOOD), ("warned", WARNED), ("encoded", ENCODED))}
 
 
 def test_corpus_has_at_least_40_kinds():
@@ -38,10 +26,10 @@ def test_corpus_has_at_least_40_kinds():
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
-def test_bad_input_raises_audio_error_naming_file_and_reason(kind, bad_files):
+def test_bad_input_raises_audio_error_naming_file_and_reason(kind, corpus):
     if kind == "no_read_permission" and os.geteuid() == 0:
         pytest.skip("root reads a file without read permission")
-    path = bad_files[kind]
+    path = corpus["bad"][kind]
     reason = BAD[kind][1]
     for read in (info, lambda p: load(p), lambda p: list(stream(p, SR))):
         with pytest.raises(AudioError, match=reason) as caught:
@@ -51,8 +39,8 @@ def test_bad_input_raises_audio_error_naming_file_and_reason(kind, bad_files):
 
 
 @pytest.mark.parametrize("kind", sorted(WARNED))
-def test_files_that_end_early_decode_what_is_there_with_a_warning(kind, warned_files):
-    path, reason = warned_files[kind], WARNED[kind][1]
+def test_files_that_end_early_decode_what_is_there_with_a_warning(kind, corpus):
+    path, reason = corpus["warned"][kind], WARNED[kind][1]
     loaded, streamed = [], []
     y, sr = load(path, warnings=loaded)
     total = sum(len(block) for block in stream(path, sr, block_seconds=0.5, warnings=streamed))
@@ -68,16 +56,16 @@ def test_files_that_end_early_decode_what_is_there_with_a_warning(kind, warned_f
         list(stream(path, sr, strict=True))
 
 
-def test_truncated_mp3_warning_states_both_lengths(warned_files):
+def test_truncated_mp3_warning_states_both_lengths(corpus):
     found = []
-    y, sr = load(warned_files["truncated_mp3"], warnings=found)
+    y, sr = load(corpus["warned"]["truncated_mp3"], warnings=found)
     promised, ends = map(float, re.findall(r"(\d+\.\d+) s", found[0]))
     assert promised == pytest.approx(4.0, abs=0.1) and ends == pytest.approx(len(y) / sr, abs=1e-3) and ends < 2.5
 
 
 @pytest.mark.parametrize("kind", sorted(ENCODED))
-def test_real_world_encodings_decode_through_ffmpeg(kind, encoded_files):
-    path, (_, rate, channels) = encoded_files[kind], ENCODED[kind]
+def test_real_world_encodings_decode_through_ffmpeg(kind, corpus):
+    path, (_, rate, channels) = corpus["encoded"][kind], ENCODED[kind]
     meta = info(path)
     assert (meta.sample_rate, meta.channels) == (rate, channels) and meta.duration == pytest.approx(1.0, abs=0.1)
     found = []
@@ -89,8 +77,8 @@ def test_real_world_encodings_decode_through_ffmpeg(kind, encoded_files):
     assert len(y16) == -(-len(y) * 16_000 // rate)
 
 
-def test_file_objects_and_pipes_decode_like_paths(good_files, encoded_files):
-    for path in (good_files["wav_pcm16"], encoded_files["m4a_aac"]):
+def test_file_objects_and_pipes_decode_like_paths(corpus):
+    for path in (corpus["good"]["wav_pcm16"], corpus["encoded"]["m4a_aac"]):
         want, sr = load(path)
         with open(path, "rb") as fh:
             np.testing.assert_array_equal(load(fh)[0], want)
@@ -106,8 +94,8 @@ def test_file_objects_and_pipes_decode_like_paths(good_files, encoded_files):
 
 
 @pytest.mark.parametrize("kind", sorted(GOOD))
-def test_good_input_header_and_samples(kind, good_files):
-    path = good_files[kind]
+def test_good_input_header_and_samples(kind, corpus):
+    path = corpus["good"][kind]
     _, rate, channels, frames = GOOD[kind]
     meta = info(path)
     assert (meta.sample_rate, meta.channels, meta.frames) == (rate, channels, frames)
@@ -123,29 +111,29 @@ def test_good_input_header_and_samples(kind, good_files):
 
 
 @pytest.mark.parametrize("kind", ["wav_pcm16", "wav_pcm24", "wav_pcm32", "wav_float", "flac", "aiff"])
-def test_lossless_formats_return_the_written_samples(kind, good_files):
-    y, _ = load(good_files[kind])
+def test_lossless_formats_return_the_written_samples(kind, corpus):
+    y, _ = load(corpus["good"][kind])
     np.testing.assert_allclose(y, tone(), atol=2.0 / 2**15)
 
 
-def test_unsigned_8bit_is_centred_and_scaled(good_files):
-    y, _ = load(good_files["wav_unsigned_8bit"])
+def test_unsigned_8bit_is_centred_and_scaled(corpus):
+    y, _ = load(corpus["good"]["wav_unsigned_8bit"])
     np.testing.assert_allclose(y, tone(), atol=2.0 / 2**7)
 
 
-def test_lossy_formats_keep_the_tone(good_files):
+def test_lossy_formats_keep_the_tone(corpus):
     for kind in ("mp3", "ogg_vorbis"):
-        y, _ = load(good_files[kind])
+        y, _ = load(corpus["good"][kind])
         spectrum = np.abs(np.fft.rfft(y))
         assert np.argmax(spectrum) * SR / len(y) == pytest.approx(440, abs=2)
 
 
-def test_silence_and_single_sample_are_valid(good_files):
-    y, _ = load(good_files["silence"])
+def test_silence_and_single_sample_are_valid(corpus):
+    y, _ = load(corpus["good"]["silence"])
     assert not y.any()
-    y, sr = load(good_files["one_sample"])
+    y, sr = load(corpus["good"]["one_sample"])
     assert y.tolist() == [0.25] and sr == SR
-    y, _ = load(good_files["one_sample"], sr=8000)
+    y, _ = load(corpus["good"]["one_sample"], sr=8000)
     assert len(y) == 1
 
 
@@ -183,9 +171,9 @@ def test_resampling_keeps_frequency_and_exact_length():
 
 
 @pytest.mark.parametrize("rate", [0, 10, 10**7, 16000.5])
-def test_absurd_target_rates_are_rejected(rate, good_files):
+def test_absurd_target_rates_are_rejected(rate, corpus):
     with pytest.raises(ParameterError, match="sr must be an integer"):
-        load(good_files["wav_pcm16"], sr=rate)
+        load(corpus["good"]["wav_pcm16"], sr=rate)
 
 
 def test_one_hour_file_streams_in_constant_memory(tmp_path):
@@ -207,11 +195,11 @@ def test_one_hour_file_streams_in_constant_memory(tmp_path):
     assert peak < 20 * 2**20 < decoded_size / 10
 
 
-def test_closing_a_stream_early_stops_its_decoder_thread(good_files):
+def test_closing_a_stream_early_stops_its_decoder_thread(corpus):
     import threading
 
     before = threading.active_count()
-    blocks = stream(good_files["wav_pcm16"], 16_000, block_seconds=0.1)
+    blocks = stream(corpus["good"]["wav_pcm16"], 16_000, block_seconds=0.1)
     first = next(blocks)
     blocks.close()
     assert len(first) == 1600 and threading.active_count() == before

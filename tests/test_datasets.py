@@ -238,3 +238,11 @@ def test_sample_is_a_seeded_random_subset_in_dataset_order():
     assert drawn == dataset.sample("train", 10, seed=3) != dataset.sample("train", 10, seed=4)
     assert drawn != examples[:10] and all(ex.split == "train" for ex in drawn)  # not the first ten
     assert dataset.sample("train", None) == dataset.sample("train", 100) == examples[:40]
+
+
+def test_intervals_join_within_the_gap_and_runs_are_found():
+    from timbrescope.intervals import join_intervals, runs
+
+    assert join_intervals([(3.0, 4.0), (0.0, 1.0), (1.05, 2.0), (0.5, 0.8)], 0.1) == [(0.0, 2.0), (3.0, 4.0)]
+    assert join_intervals([(0.0, 1.0), (1.2, 2.0)], 0.1) == [(0.0, 1.0), (1.2, 2.0)]
+    assert runs(np.array([1, 1, 0, 1, 0, 0, 1], bool)) == [(0, 2), (3, 4), (6, 7)] and runs(np.zeros(3, bool)) == []

@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 from timbrescope.audio import is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.features import FrontendConfig, log_mel
+from timbrescope.intervals import join_intervals, runs
 from timbrescope.taxonomy import TAXONOMY_VERSION, families, target_family
 from timbrescope.timeline import DecisionRule, active_frames
 
@@ -385,17 +386,7 @@ class Recognizer:
         shortest = round(self.rule.min_segment_seconds / self.frame_seconds)
         for j in np.flatnonzero(active.any(axis=0)):
             label = self.labels[j]
-            runs, start = [], None
-            for i, on in enumerate(np.append(active[:, j], False)):
-                if on and start is None:
-                    start = i
-                elif not on and start is not None:
-                    if runs and start - runs[-1][1] <= gap:
-                        runs[-1][1] = i
-                    else:
-                        runs.append([start, i])
-                    start = None
-            for a, b in runs:
+            for a, b in join_intervals(runs(active[:, j]), gap):
                 if b - a >= shortest:
                     segments.append({"label": label, "start": round(a * self.frame_seconds, 3),
                                      "end": round(b * self.frame_seconds, 3),

@@ -18,6 +18,7 @@ import numpy as np
 
 from timbrescope.audio import info, load
 from timbrescope.errors import DataError, TimbrescopeError
+from timbrescope.intervals import join_intervals
 from timbrescope.taxonomy import dataset_map
 
 SPLITS = ("train", "validation", "test")
@@ -174,13 +175,9 @@ def mapped_target(dataset: str, name: str) -> str | None:
 
 def merge_segments(segments: Iterable[dict], gap: float = 0.05) -> tuple[dict, ...]:
     """Join each label's segments that overlap or lie within ``gap`` seconds (notes -> activity)."""
-    merged: list[dict] = []
-    last: dict[str, dict] = {}
-    for seg in sorted(segments, key=lambda s: (s["start"], s["end"])):
-        previous = last.get(seg["label"])
-        if previous is not None and seg["start"] <= previous["end"] + gap:
-            previous["end"] = max(previous["end"], seg["end"])
-        else:
-            last[seg["label"]] = {"label": seg["label"], "start": seg["start"], "end": seg["end"]}
-            merged.append(last[seg["label"]])
-    return tuple(merged)
+    by_label: dict[str, list[tuple[float, float]]] = {}
+    for seg in segments:
+        by_label.setdefault(seg["label"], []).append((seg["start"], seg["end"]))
+    merged = [{"label": label, "start": start, "end": end}
+              for label, spans in by_label.items() for start, end in join_intervals(spans, gap)]
+    return tuple(sorted(merged, key=lambda s: (s["start"], s["end"], s["label"])))

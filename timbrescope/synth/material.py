@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from timbrescope.intervals import join_intervals
 from timbrescope.taxonomy import FAMILIES, PLAYABLE_RANGE
 
 # Instruments that play chords in the phrase generator.
@@ -80,13 +81,7 @@ class Part:
         """Sounding intervals (note on to note off), joining gaps shorter than ``merge_gap`` seconds
         (default: the part's own, 0.1 s; a drum groove keeps playing between its hits)."""
         merge_gap = self.merge_gap if merge_gap is None else merge_gap
-        merged: list[list[float]] = []
-        for note in sorted(self.notes, key=lambda n: n.start):
-            if merged and note.start - merged[-1][1] <= merge_gap:
-                merged[-1][1] = max(merged[-1][1], note.end)
-            else:
-                merged.append([note.start, note.end])
-        return [(start, end) for start, end in merged]
+        return join_intervals(((note.start, note.end) for note in self.notes), merge_gap)
 
 
 def single_note(label: str, rng: np.random.Generator, start: float, end: float,

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from timbrescope.errors import DataError
-from timbrescope.synth.banks import FESTIVAL_VOICES, STK_INSTRUMENTS, TEXT2WAVE, Bank
 from timbrescope.audio import load
+from timbrescope.errors import DataError
+from timbrescope.intervals import join_intervals, runs
+from timbrescope.synth.banks import FESTIVAL_VOICES, STK_INSTRUMENTS, TEXT2WAVE, Bank
 from timbrescope.synth.material import Note, Part, Take
 from timbrescope.taxonomy import GM_DRUM_CHANNEL, PLAYABLE_RANGE, programs_for
 
@@ -336,14 +337,7 @@ def sounding_intervals(y: np.ndarray, sr: int, floor_db: float = 30.0, gap: floa
     power = (y[: frames * hop].reshape(frames, hop).astype(np.float64) ** 2).mean(axis=1)
     level = 10 * np.log10(power + 1e-12)
     active = level > max(level.max() - floor_db, -70.0)
-    runs: list[list[float]] = []
-    for i in np.flatnonzero(active):
-        start, end = i * hop / sr, (i + 1) * hop / sr
-        if runs and start - runs[-1][1] < gap:
-            runs[-1][1] = end
-        else:
-            runs.append([start, end])
-    return [(a, b) for a, b in runs]
+    return join_intervals(((a * hop / sr, b * hop / sr) for a, b in runs(active)), gap)
 
 
 def _timidity_programs(config: Path) -> set[int]:
