@@ -26,6 +26,7 @@ from timbrescope.data.specs import open_dataset
 from timbrescope.errors import ParameterError, TimbrescopeError
 from timbrescope.evaluate import figures
 from timbrescope.evaluate.evaluation import evaluate
+from timbrescope.evaluate.page import figure, page
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.inference import Recognizer
 from timbrescope.models import list_models
@@ -214,22 +215,14 @@ _FORMATS = {"top1": "{:.3f}", "f1_macro": "{:.3f}", "map": "{:.3f}", "real_top1"
 
 
 def _html(result: dict, curve: Path | None) -> str:
-    import base64
     import html
 
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line.strip("|").split("|")) + "</tr>"
                    for line in to_markdown(result).splitlines()[2:])
     head = "".join(f"<th>{html.escape(title)}</th>" for _, title in COLUMNS)
-    image = "" if curve is None else (f'<figure><img alt="learning curves" src="data:image/png;base64,'
-                                      f'{base64.b64encode(curve.read_bytes()).decode()}"><figcaption>Learning curves: '
-                                      f'validation mAP against training examples</figcaption></figure>')
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>timbrescope benchmark: {html.escape(result['dataset'])}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style>
-</head><body><h1>Benchmark on {html.escape(result['dataset'])}</h1>
+    image = "" if curve is None else figure(curve, "Learning curves: validation mAP against training examples")
+    return page(f"timbrescope benchmark: {result['dataset']}", f"""<h1>Benchmark on {html.escape(result['dataset'])}</h1>
 <p>Data {html.escape(result['data'])}: trained on its train split, scored on its test split; real-audio top-1 on
 {html.escape(result['realdev'] or 'no real recordings (none given)')}. Budget per model:
 {result['budget_minutes'] or 'none'} min, at most {result['epochs']} epochs.</p>
-<table><tr>{head}</tr>{rows}</table>{image}<p>Every number is in benchmark.json beside this page.</p></body></html>
-"""
+<table><tr>{head}</tr>{rows}</table>{image}<p>Every number is in benchmark.json beside this page.</p>""")

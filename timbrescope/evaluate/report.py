@@ -3,11 +3,11 @@ embedded as data URIs, no script, opens offline). Files are written atomically."
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
 
+from timbrescope.evaluate.page import figure, page
 from timbrescope.evaluate import figures
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.errors import TimbrescopeError
@@ -84,17 +84,9 @@ def _html(metrics: dict, sections: list[tuple[str, Path]]) -> str:
         f"<tr><td>{html.escape(label)}</td><td>{v['positives']}</td><td>{_fmt(v['ap'])}</td><td>{_fmt(v['roc_auc'])}"
         f"</td><td>{_fmt(v['f1'])}</td><td>{_fmt(metrics.get('single_label', {}).get('per_class', {}).get(label, {}).get('recall'))}</td></tr>"
         for label, v in per_label.items())
-    figures_html = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,'
-        f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(title)}</figcaption></figure>'
-        for title, path in sections)
+    figures_html = "".join(figure(path, title) for title, path in sections)
     skipped = metrics.get("skipped", [])
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>timbrescope evaluation: {html.escape(metrics['dataset'])}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child{{text-align:left}}
-figure{{margin:1.5em 0}}img{{max-width:100%}}figcaption{{font-size:90%;color:#555}}</style></head><body>
-<h1>Evaluation of {html.escape(Path(metrics['model']).name)}</h1>
+    return page(f"timbrescope evaluation: {metrics['dataset']}", f"""<h1>Evaluation of {html.escape(Path(metrics['model']).name)}</h1>
 <p>Data: {html.escape(metrics['dataset'])} ({html.escape(metrics['data'])}), split <b>{html.escape(metrics['split'])}</b>:
 {metrics['examples']} examples scored, {len(skipped)} skipped (unreadable).
 Targets not scored by this model: {html.escape(', '.join(metrics.get('not_scored', [])) or 'none')}.</p>
@@ -102,8 +94,7 @@ Targets not scored by this model: {html.escape(', '.join(metrics.get('not_scored
 <h2>Per label</h2><table><tr><th>label</th><th>positives</th><th>AP</th><th>ROC AUC</th><th>F1</th><th>recall (single-label)</th></tr>
 {label_rows}</table>
 <h2>Figures</h2>{figures_html}
-<p>Every number is in metrics.json beside this page.</p></body></html>
-"""
+<p>Every number is in metrics.json beside this page.</p>""")
 
 
 def _fmt(value: float | None) -> str:
