@@ -5,8 +5,9 @@ instruments, and score every run on real recordings (validation only) and on the
 
 Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--model random-forest]
        [--clips 5000] [--epochs 6] [--out DIR] [--sources "real SFZ libraries,freepats"]
-Sources are groups of banks: fluidr3, musescore, freepats, stk (with --stk), real SFZ libraries (--sfz),
-hydrogen kits.
+Sources are groups of banks: fluidr3, musescore, freepats, stk (with --stk), hydrogen kits, festival voices,
+and of `--sfz ../shared/trainbanks`: its first 7 SFZ libraries, the SFZ libraries added in session 19, and
+its recorded clips. With --holdout MANIFEST each run is also scored on the held-out libraries.
 Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
 """
 
@@ -26,13 +27,22 @@ from timbrescope.inference import Recognizer
 from timbrescope.train.loop import TrainConfig, train
 
 GM_AND_ENGINES = {"fluidr3", "musescore", "freepats", "stk"}
+FIRST_LIBRARIES = {"salamander_grand_v16", "jlearman_martin_hd28", "karoryfer_killerbass", "versilian_pizz_strings",
+                   "ixox_flute", "ganjo_banjo", "sonicpi_drumkit"}  # shared/trainbanks before session 19
 
 
-def source_of(bank: str) -> str:
-    """The source group of a bank name from a corpus manifest."""
+def source_of(part: dict) -> str:
+    """The source group of a part of a corpus manifest row."""
+    bank = part["bank"]
     if bank in GM_AND_ENGINES:
         return bank
-    return "hydrogen kits" if bank.startswith("hydrogen_") else "real SFZ libraries"
+    if bank.startswith("hydrogen_"):
+        return "hydrogen kits"
+    if bank.startswith("festival-"):
+        return "festival voices"
+    if "recording" in part:
+        return "recorded clips"
+    return "first 7 SFZ libraries" if bank in FIRST_LIBRARIES else "new SFZ libraries"
 
 
 def stratum_quota(pools: list[list], clips: int) -> dict[int, int]:
@@ -64,13 +74,14 @@ def main() -> None:
     parser.add_argument("--model", default="timbrenet", help="registry name of the model trained in every run")
     parser.add_argument("--epochs", type=int, default=6, help="epochs of a network (ignored by classical models)")
     parser.add_argument("--out", type=Path, default=Path("out/ablation"))
+    parser.add_argument("--holdout", default=None, help="manifest of the held-out libraries (benchmarks/holdout_set.py)")
     parser.add_argument("--sources", default=None,
                         help="comma-separated source groups to leave out one at a time (default: every one)")
     args = parser.parse_args()
     dataset = open_dataset(args.corpus)
     train_examples = dataset.split("train")
     rest = [ex for ex in dataset.examples if ex.split != "train"]
-    sources = {ex.id: {source_of(part["bank"]) for part in ex.metadata["parts"]} for ex in train_examples}
+    sources = {ex.id: {source_of(part) for part in ex.metadata["parts"]} for ex in train_examples}
     groups = sorted({s for found in sources.values() for s in found})
     conditions = ["nothing"] + (groups if args.sources is None else [g.strip() for g in args.sources.split(",")])
     pools = {removed: [ex for ex in train_examples if removed not in sources[ex.id]] for removed in conditions}
@@ -90,20 +101,24 @@ def main() -> None:
         recognizer = Recognizer(checkpoint)
         real, _ = evaluate(args.realdev, recognizer, "all")
         test, _ = evaluate(dataset, recognizer, "test")
+        held, _ = evaluate(f"manifest:{args.holdout}", recognizer, "all") if args.holdout else ({}, None)
         rows.append({"removed": removed, "pool": len(pool), "clips": len(chosen), "valid_map": summary["valid_map"],
                      "test_map": test.get("multi_label", {}).get("map"),
                      "real_top1": real.get("single_label", {}).get("accuracy"),
                      "real_family_top1": real.get("grouped", {}).get("single_label", {}).get("accuracy"),
                      "real_map": real.get("multi_label", {}).get("map"),
+                     "holdout_top1": held.get("single_label", {}).get("accuracy"),
+                     "holdout_family_top1": held.get("grouped", {}).get("single_label", {}).get("accuracy"),
                      "minutes": round((time.perf_counter() - started) / 60, 1)})
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{args.model}, {sum(quota.values())} training clips per run (by number of instruments: {quota}; "
           f"{args.epochs} epochs for a network); "
           f"realdev: {args.realdev}\n")
-    print("| without | clips available | validation mAP | test-bank mAP | realdev top-1 | realdev family top-1 "
-          "| realdev mAP |\n|---|---|---|---|---|---|---|")
+    print("| without | clips available | validation mAP | test-bank mAP | held-out top-1 | held-out family top-1 "
+          "| realdev top-1 | realdev family top-1 | realdev mAP |\n|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        cells = [_fmt(row[key]) for key in ("valid_map", "test_map", "real_top1", "real_family_top1", "real_map")]
+        cells = [_fmt(row[key]) for key in ("valid_map", "test_map", "holdout_top1", "holdout_family_top1",
+                                            "real_top1", "real_family_top1", "real_map")]
         print(f"| {row['removed']} | {row['pool']:,} | " + " | ".join(cells) + " |")
 
 
