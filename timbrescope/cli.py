@@ -221,7 +221,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from timbrescope.benchmark import benchmark, parse_trained, select_models, to_markdown
 
-    models, trained = select_models(args.checkpoints), parse_trained(args.trained)
+    models, trained = select_models(args.models), parse_trained(args.trained)
     result = benchmark(args.data, models, args.out, args.budget_minutes, args.epochs, args.limit, args.realdev,
                        tuple(args.curve_fractions), args.seed,
                        progress=None if args.quiet else lambda name: print(f"benchmark: {name}", file=sys.stderr),
