@@ -137,6 +137,9 @@ BAD: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero_byte_m4a": (lambda d: _bytes(d / "empty.m4a", b""), "empty file"),
     "m4a_cut_before_its_index": (lambda d: _cut(_m4a(d, faststart=False), d / "cut.m4a"),
                                  "not a recognised audio format"),
+    "encrypted_m4a": (lambda d: encode(d / "protected.m4a", "aac", options={
+        "encryption_scheme": "cenc-aes-ctr", "encryption_key": "00112233445566778899aabbccddeeff",
+        "encryption_kid": "00112233445566778899aabbccddeeff"}), "encrypted \\(DRM\\) audio cannot be decoded"),
     "video_without_audio": (lambda d: encode(d / "silent-film.mp4", "", video=True, audio=False), "no audio stream"),
     "mp3_id3_tag_only": (lambda d: _bytes(d / "tag.mp3", b"ID3\x04\0\0\0\0\0\x0aTIT2\0\0\0\x02\0\0\0x"),
                          "not a recognised audio format|no audio"),

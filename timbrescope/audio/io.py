@@ -330,7 +330,7 @@ class _AvFile(_Decoder):
             codec = self.stream.codec_context
             if codec is None:
                 raise AudioError(f"{name}: unsupported audio codec (no decoder)")
-            if _codec_tag(codec) in _DRM_TAGS or codec.name in ("none", ""):
+            if _codec_tag(codec) in _DRM_TAGS or codec.name in ("none", "") or _protected(source):
                 raise AudioError(f"{name}: encrypted (DRM) audio cannot be decoded")
             self.rate = int(self.stream.sample_rate or codec.sample_rate or 0)
             if not MIN_SAMPLE_RATE <= self.rate <= MAX_SAMPLE_RATE:
@@ -412,6 +412,32 @@ class _AvFile(_Decoder):
             if len(planes) != self.channels:  # a stream that changes its layout keeps the first channel count
                 planes = np.resize(planes, (self.channels, planes.shape[1]))
             yield np.ascontiguousarray(planes.T)
+
+
+def _protected(source) -> bool:
+    """Whether an MP4-family file carries a protection scheme box ('sinf' with 'schm': CENC, FairPlay),
+    looked for in its first and last MiB (where the 'moov' box lies)."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as fh:
+                return _has_scheme(fh)
+        position = source.tell()
+        try:
+            return _has_scheme(source)
+        finally:
+            source.seek(position)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _has_scheme(fh) -> bool:
+    head = fh.read(1 << 20)
+    if head[4:8] != b"ftyp":
+        return False
+    fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, fh.tell() - (1 << 20)))
+    tail = fh.read(1 << 20)
+    return any(b"sinf" in part and b"schm" in part for part in (head, tail))
 
 
 def _codec_tag(codec) -> str:
