@@ -19,6 +19,40 @@ def tiny_corpus(tmp_path_factory):
 TINY_RECIPE = pathlib.Path(__file__).parent / "recipes" / "tiny.toml"
 
 
+def _tiny_config():
+    from timbrescope.train.recipe import TrainConfig
+
+    return TrainConfig(epochs=3, batch_size=8, seed=0)
+
+
+TINY_CONFIG = _tiny_config()
+
+
+@pytest.fixture(scope="session")
+def corpus(tiny_corpus):
+    return tiny_corpus
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tiny_corpus, tmp_path_factory):
+    """A timbrenet trained on the tiny corpus for 3 epochs (``TINY_CONFIG``), once per session."""
+    from timbrescope.train.loop import train
+
+    path = tmp_path_factory.mktemp("model") / "tiny.ckpt"
+    train(tiny_corpus, path, TINY_CONFIG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory):
+    """The demo's example recording (12 s: piano trio and violin, csound test bank)."""
+    from timbrescope.synth.example import render_example
+
+    path = tmp_path_factory.mktemp("example") / "example.wav"
+    render_example(path)
+    return path
+
+
 def train_args(data, out, *settings: str) -> list[str]:
     """``timbrescope train`` arguments for the tests' tiny recipe on ``data``, with ``--set`` overrides."""
     args = ["train", "--recipe", str(TINY_RECIPE), "--out", str(out), "--quiet", "--set", f"data.spec={data}"]

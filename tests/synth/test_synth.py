@@ -20,7 +20,7 @@ from timbrescope.taxonomy import PLAYABLE_RANGE, family_of, labels, renderable_l
 
 pytestmark = pytest.mark.system  # renders with the Debian engines
 
-TRAINBANKS = Path(__file__).resolve().parents[2] / "shared" / "trainbanks"
+TRAINBANKS = Path(__file__).resolve().parents[3] / "shared" / "trainbanks"
 TINY = resolve_preset("tiny")
 
 
