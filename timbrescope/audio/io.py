@@ -356,23 +356,23 @@ class _AvFile(_Decoder):
         av = self._av
         convert = av.AudioResampler(format="fltp")
         skip, left, done = self._skip, frames, 0
-        pending: list[np.ndarray] = []
-        count = 0
+        pending: list[np.ndarray] = []  # planar float32 (channels, n) pieces: codec frames are small,
+        count = 0  # so they are checked, downmixed and handed on together, _AV_BLOCK_FRAMES at a time
         try:
             for packet in self.container.demux(self.stream):
                 for frame in packet.decode():
-                    for block in self._blocks(frame, convert, mono):
+                    for planes in self._planes(frame, convert):
                         if skip:
-                            block, skip = block[skip:], max(0, skip - len(block))
+                            planes, skip = planes[:, skip:], max(0, skip - planes.shape[1])
                         if left is not None:
-                            block = block[:left]
-                            left -= len(block)
-                        if len(block):  # codec frames are small: hand on blocks of _AV_BLOCK_FRAMES
-                            pending.append(block)
-                            count += len(block)
+                            planes = planes[:, :left]
+                            left -= planes.shape[1]
+                        if planes.shape[1]:
+                            pending.append(planes)
+                            count += planes.shape[1]
                         if count >= _AV_BLOCK_FRAMES or (left == 0 and count):
                             done += count
-                            yield np.concatenate(pending)
+                            yield self._block(pending, mono)
                             pending, count = [], 0
                         if left == 0:
                             return
@@ -381,37 +381,36 @@ class _AvFile(_Decoder):
                 raise AudioError(f"{self.name}: {_av_reason(exc)}") from None
             if count:
                 done += count
-                yield np.concatenate(pending)
+                yield self._block(pending, mono)
             self.report.warn(f"corrupt audio data after {(self._skip + done) / self.rate:.3f} s; decoded up to there")
             return
         if count:
             done += count
-            yield np.concatenate(pending)
+            yield self._block(pending, mono)
         if done == 0 and not self._skip:
             raise AudioError(f"{self.name}: no audio frame could be decoded")
         if left is None and self.frames:
             self.report.shortfall(self.frames, self._skip + done, self.rate, estimated=True)
 
-    def _blocks(self, frame, convert, mono: bool) -> Iterator[np.ndarray]:
-        """A decoded frame as float32 ``(n,)`` or ``(n, channels)``; float frames are read directly."""
+    def _planes(self, frame, convert) -> Iterator[np.ndarray]:
+        """A decoded frame as planar float32 ``(channels, n)`` (float frames are read as they are)."""
         layout = frame.format.name
-        if layout in ("fltp", "flt"):
-            frames = [frame]
-        else:
-            frames = convert.resample(frame)
-            layout = "fltp"
-        for plain in frames:
+        for plain in [frame] if layout in ("fltp", "flt") else convert.resample(frame):
             data = plain.to_ndarray()
-            planes = data if layout == "fltp" else data.reshape(-1, len(plain.layout.channels)).T
-            planes = planes.astype(np.float32, copy=False)
-            if not np.isfinite(planes).all():
-                raise AudioError(f"{self.name}: contains NaN or infinite samples")
-            if mono:
-                yield planes.mean(axis=0, dtype=np.float32) if len(planes) > 1 else planes[0].copy()
-                continue
-            if len(planes) != self.channels:  # a stream that changes its layout keeps the first channel count
-                planes = np.resize(planes, (self.channels, planes.shape[1]))
-            yield np.ascontiguousarray(planes.T)
+            if plain.format.name == "flt":  # packed: (1, n * channels)
+                data = data.reshape(-1, len(plain.layout.channels)).T
+            if len(data) != self.channels:  # a stream that changes its layout keeps the first channel count
+                data = np.resize(data, (self.channels, data.shape[1]))
+            yield data
+
+    def _block(self, pending: list[np.ndarray], mono: bool) -> np.ndarray:
+        """Joined pieces as float32 ``(n,)`` (mono) or ``(n, channels)``."""
+        planes = np.concatenate(pending, axis=1).astype(np.float32, copy=False)
+        if not np.isfinite(planes).all():
+            raise AudioError(f"{self.name}: contains NaN or infinite samples")
+        if mono:
+            return planes.mean(axis=0, dtype=np.float32) if len(planes) > 1 else planes[0]
+        return np.ascontiguousarray(planes.T)
 
 
 def _protected(source) -> bool:
