@@ -106,7 +106,8 @@ class _OnnxNetwork:
         self.meta = {**meta, "path": str(path)}
         self.labels = list(meta["config"]["labels"])
         self.frontend = FrontendConfig(**meta["config"]["frontend"])
-        self.sample_rate, self.frame_seconds = meta["sample_rate"], meta["frame_seconds"]
+        # the time between two output frames ("frame_seconds" in files exported before session 19)
+        self.sample_rate, self.hop_seconds = meta["sample_rate"], meta.get("hop_seconds", meta.get("frame_seconds"))
         self.frame_level, self.composers = meta["frame_level"], list(meta["composers"])
         self.network = None  # no PyTorch module behind it
 
@@ -133,7 +134,7 @@ class _TorchNetwork:
         network, self.meta = load_checkpoint(path)
         self.network = fuse_batchnorm(network)
         self.labels = list(network.labels)
-        self.sample_rate, self.frame_level, self.frame_seconds = network.sample_rate, network.frame_level, network.frame_seconds
+        self.sample_rate, self.frame_level, self.hop_seconds = network.sample_rate, network.frame_level, network.hop_seconds
         self.composers = list(getattr(network, "composers", []))
 
     def probabilities(self, windows: np.ndarray) -> list[np.ndarray]:
@@ -239,10 +240,10 @@ class Recognizer:
                            for i, label in enumerate(self.labels)}
         self.frame_thresholds = {label: float(threshold if threshold is not None else stored_frames[i])
                                  for i, label in enumerate(self.labels)}
-        self.sample_rate, self.frame_seconds = self._backend.sample_rate, self._backend.frame_seconds
+        self.sample_rate, self.hop_seconds = self._backend.sample_rate, self._backend.hop_seconds
         self.composers: list[str] = self._backend.composers
         self.rule = DecisionRule.from_dict(self.meta.get("decision"))
-        self._frames_per_window = max(1, round(self.rule.window_seconds / self.frame_seconds))
+        self._frames_per_window = max(1, round(self.rule.window_seconds / self.hop_seconds))
         self._window = round(self.rule.window_seconds * self.sample_rate) if self.sample_rate else 0
 
     @property
@@ -314,7 +315,7 @@ class Recognizer:
             while in_flight:
                 collect(in_flight.popleft())
         duration = samples[0] / self.sample_rate
-        n_frames = max(1, round(duration / self.frame_seconds))
+        n_frames = max(1, round(duration / self.hop_seconds))
         frames = np.concatenate(frame_probs)[:n_frames]
         clip = [round(float(score), 4) for score in np.max(np.stack(clip_probs), axis=0)]
         instruments = sorted(({"label": label, "family": target_family(label), "score": clip[i]}
@@ -324,7 +325,7 @@ class Recognizer:
             family_scores[item["family"]] = max(family_scores.get(item["family"], 0.0), item["score"])
         family_list = sorted(({"label": name, "score": family_scores[name]} for name in families()
                               if name in family_scores), key=lambda item: -item["score"])
-        times = np.arange(len(frames)) * self.frame_seconds
+        times = np.arange(len(frames)) * self.hop_seconds
         clip_thresholds, frame_thresholds = self.threshold_arrays()
         detected = np.concatenate([np.broadcast_to(window >= clip_thresholds, window_frames.shape)
                                    for window, window_frames in zip(clip_probs, frame_probs)])[:n_frames]
@@ -364,7 +365,7 @@ class Recognizer:
         frames = frames[:, : self._frames_per_window]
         clip_probs, frame_probs = [], []
         for i, (w, seconds, at_end) in enumerate(windows):
-            keep = min(self._frames_per_window, max(1, round(seconds / self.frame_seconds)))
+            keep = min(self._frames_per_window, max(1, round(seconds / self.hop_seconds)))
             new = slice(self._frames_per_window - keep, None) if at_end else slice(0, keep)
             samples = max(1, round(seconds * self.sample_rate))
             real = w[-samples:] if at_end else w[:samples]
@@ -382,14 +383,14 @@ class Recognizer:
         """Runs of each label's ``active`` frames (``timeline.active_frames``), gaps under the rule's 0.5 s joined,
         runs under 0.2 s dropped; a segment's score is its mean frame probability."""
         segments = []
-        gap = round(self.rule.merge_gap_seconds / self.frame_seconds)
-        shortest = round(self.rule.min_segment_seconds / self.frame_seconds)
+        gap = round(self.rule.merge_gap_seconds / self.hop_seconds)
+        shortest = round(self.rule.min_segment_seconds / self.hop_seconds)
         for j in np.flatnonzero(active.any(axis=0)):
             label = self.labels[j]
             for a, b in join_intervals(runs(active[:, j]), gap):
                 if b - a >= shortest:
-                    segments.append({"label": label, "start": round(a * self.frame_seconds, 3),
-                                     "end": round(b * self.frame_seconds, 3),
+                    segments.append({"label": label, "start": round(a * self.hop_seconds, 3),
+                                     "end": round(b * self.hop_seconds, 3),
                                      "score": round(float(frames[a:b, j].mean()), 4)})
         return sorted(segments, key=lambda s: (s["start"], s["label"]))
 

@@ -86,7 +86,7 @@ class _Fixed:
     labels = ["cello", "piano", "violin"]
     thresholds = {"cello": 0.5, "piano": 0.5, "violin": 0.5}
     sample_rate = 22050
-    frame_seconds = 0.04
+    hop_seconds = 0.04
     model_path = "fixed"
     meta = {}
 
@@ -127,6 +127,7 @@ def test_family_targets_groups_and_other(tmp_path):
     assert metrics["multi_label"]["per_label"]["bowed_string"]["ap"] == 1.0  # max(cello, violin) ranks a first
 
 
+@pytest.mark.browser
 def test_evaluate_report_opens_in_chromium_with_every_figure(tmp_path, capsys):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service

@@ -66,7 +66,7 @@ def test_timeline_keeps_a_label_to_the_windows_that_detect_it(checkpoint):
     result = recognizer.identify(0.5 * noise, sr=recognizer.sample_rate)
     assert [item["label"] for item in result.detected()] == [labels[0]]
     assert result.segments == [{"label": labels[0], "start": 0.0, "end": 5.0, "score": 0.5}]
-    assert result.active[:, 0].sum() == round(5.0 / recognizer.frame_seconds) and result.active[:, 1:].sum() == 0
+    assert result.active[:, 0].sum() == round(5.0 / recognizer.hop_seconds) and result.active[:, 1:].sum() == 0
 
 
 def test_identify_json_contract(checkpoint, example, capsys):
@@ -105,7 +105,7 @@ def test_any_length_silence_and_arrays(checkpoint, tmp_path):
     path = tmp_path / "long.flac"
     sf.write(path, (0.1 * np.random.default_rng(0).standard_normal(22050 * 63)).astype(np.float32), 22050)
     long = recognizer.identify(path)
-    assert long.duration == pytest.approx(63.0) and len(long.frames) == round(63.0 / recognizer.frame_seconds)
+    assert long.duration == pytest.approx(63.0) and len(long.frames) == round(63.0 / recognizer.hop_seconds)
     with pytest.raises(ParameterError, match="sample rate"):
         recognizer.identify(np.zeros(100, np.float32))
     with pytest.raises(AudioError, match="finite"):

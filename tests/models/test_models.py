@@ -41,7 +41,7 @@ def test_contract_fit_predict_save_load_same_predictions(name, tiny_corpus, tmp_
     result = recognizer.identify(clip)
     scores = [item["score"] for item in result.instruments]
     assert len(scores) == len(recognizer.labels) and all(0 <= s <= 1 for s in scores)
-    assert len(result.frames) == max(1, round(result.duration / recognizer.frame_seconds))
+    assert len(result.frames) == max(1, round(result.duration / recognizer.hop_seconds))
 
 
 @pytest.mark.slow
@@ -80,7 +80,7 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
     frames = out["frame_logits"].shape[1]
     assert out["frame_logits"].shape == (2, frames, 3) and out["clip_logits"].shape == (2, 3)
     assert out["embedding"].shape[0] == 2
-    assert frames == (pytest.approx(2.0 / model.frame_seconds, abs=2) if model.frame_level else 1)
+    assert frames == (pytest.approx(2.0 / model.hop_seconds, abs=2) if model.frame_level else 1)
     out["clip_logits"].sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     model.eval()

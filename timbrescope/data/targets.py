@@ -17,11 +17,11 @@ def clip_target(instruments: Iterable[str], labels: list[str]) -> np.ndarray:
     return target
 
 
-def frame_target(segments: Iterable[Mapping], labels: list[str], frames: int, frame_seconds: float) -> np.ndarray:
-    """float32 ``[frames, len(labels)]``: 1 where frame ``i`` (at ``i * frame_seconds``) lies in a segment."""
+def frame_target(segments: Iterable[Mapping], labels: list[str], frames: int, hop_seconds: float) -> np.ndarray:
+    """float32 ``[frames, len(labels)]``: 1 where frame ``i`` (at ``i * hop_seconds``) lies in a segment."""
     index = {label: i for i, label in enumerate(labels)}
     target = np.zeros((frames, len(labels)), np.float32)
-    times = np.arange(frames) * frame_seconds
+    times = np.arange(frames) * hop_seconds
     for seg in segments:
         if seg["label"] in index:
             target[(times >= seg["start"]) & (times < seg["end"]), index[seg["label"]]] = 1.0

@@ -308,8 +308,8 @@ def _frames(recognizer, scored: Scored, labels: list[str]) -> dict:
     for i, (ex, active) in enumerate(zip(scored.examples, scored.active)):
         if ex.segments is None:
             continue
-        frames_true.append(frame_target(ex.segments, labels, len(active), recognizer.frame_seconds))
+        frames_true.append(frame_target(ex.segments, labels, len(active), recognizer.hop_seconds))
         frames_pred.append(active)
         clip_ids.append(np.full(len(active), i))
-    return frame_metrics(labels, np.concatenate(frames_true), np.concatenate(frames_pred), recognizer.frame_seconds,
+    return frame_metrics(labels, np.concatenate(frames_true), np.concatenate(frames_pred), recognizer.hop_seconds,
                          np.concatenate(clip_ids))

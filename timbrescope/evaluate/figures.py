@@ -97,7 +97,7 @@ def learning_curve(points: list[dict], path: Path, metric: str = "valid_map") ->
     return _save(fig, path)
 
 
-def error_example(audio: np.ndarray, sample_rate: int, frames: np.ndarray, frame_seconds: float, labels: list[str],
+def error_example(audio: np.ndarray, sample_rate: int, frames: np.ndarray, hop_seconds: float, labels: list[str],
                   title: str, path: Path, most: int = 6) -> Path:
     """Waveform, log-mel spectrogram and the predicted timeline (frame probabilities of the ``most``
     highest-scoring labels) of one recording, on one time axis."""
@@ -110,7 +110,7 @@ def error_example(audio: np.ndarray, sample_rate: int, frames: np.ndarray, frame
     axes[1].imshow(mel, origin="lower", aspect="auto", extent=(0, duration, 0, 64), cmap="magma")
     axes[1].set_ylabel("mel band")
     axes[2].imshow(frames[:, top].T, aspect="auto", vmin=0, vmax=1, cmap="Greens", interpolation="nearest",
-                   extent=(0, len(frames) * frame_seconds, len(top) - 0.5, -0.5))
+                   extent=(0, len(frames) * hop_seconds, len(top) - 0.5, -0.5))
     axes[2].set_yticks(range(len(top)), [labels[i] for i in top], fontsize=7)
     axes[2].set_xlabel("seconds")
     fig.suptitle(title, fontsize=9)

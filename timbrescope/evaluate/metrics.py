@@ -120,12 +120,12 @@ def single_label_metrics(truth: list[str], predicted: list[str], top3_hits: list
     }
 
 
-def frame_metrics(labels: list[str], frames_true: np.ndarray, frames_pred: np.ndarray, frame_seconds: float,
+def frame_metrics(labels: list[str], frames_true: np.ndarray, frames_pred: np.ndarray, hop_seconds: float,
                   clip_ids: np.ndarray, segment_seconds: float = 1.0) -> dict:
     """Frame-level F1 (every output frame) and segment-based F1 (sed_eval's definition: a label is active
     in a ``segment_seconds`` segment of a clip if any of its frames is), micro and per label.
     ``frames_*`` are ``[frames, labels]`` of all clips stacked; ``clip_ids`` ``[frames]`` tells their clip."""
-    per_segment = max(1, round(segment_seconds / frame_seconds))
+    per_segment = max(1, round(segment_seconds / hop_seconds))
     seg_true, seg_pred = [], []
     for clip in np.unique(clip_ids):
         rows = np.flatnonzero(clip_ids == clip)
@@ -136,7 +136,7 @@ def frame_metrics(labels: list[str], frames_true: np.ndarray, frames_pred: np.nd
     seg_true, seg_pred = np.array(seg_true, int), np.array(seg_pred, int)
     frames_true, frames_pred = frames_true.astype(int), frames_pred.astype(int)
     return {
-        "frame_seconds": frame_seconds, "segment_seconds": segment_seconds,
+        "hop_seconds": hop_seconds, "segment_seconds": segment_seconds,
         "frame_f1_micro": _num(f1_score(frames_true.ravel(), frames_pred.ravel(), zero_division=0.0)),
         "segment_f1_micro": _num(f1_score(seg_true.ravel(), seg_pred.ravel(), zero_division=0.0)),
         "per_label": {label: {"frame_f1": _num(f1_score(frames_true[:, j], frames_pred[:, j], labels=[0, 1],

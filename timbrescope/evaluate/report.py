@@ -49,7 +49,7 @@ def write_report(metrics: dict, details: dict, recognizer, out: Path) -> dict[st
         except TimbrescopeError:
             continue
         sections.append((f"Error {i + 1}: {caption}", figures.error_example(
-            audio, recognizer.sample_rate, frames, recognizer.frame_seconds, list(recognizer.labels), caption,
+            audio, recognizer.sample_rate, frames, recognizer.hop_seconds, list(recognizer.labels), caption,
             out / f"error_{i + 1}.png")))
     written.update({path.stem: path for _, path in sections})
     written["report"] = out / "report.html"

@@ -29,7 +29,7 @@ class ClassicConfig:
         return asdict(self)
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
         return self.hop_length / self.sample_rate
 
 

@@ -30,7 +30,8 @@ class FrontendConfig:
             raise ParameterError(f"need 1 <= hop_length <= n_fft, got {self.hop_length}, {self.n_fft}")
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
+        """Seconds between two spectrogram frames."""
         return self.hop_length / self.sample_rate
 
     def to_dict(self) -> dict:

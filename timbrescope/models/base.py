@@ -42,7 +42,8 @@ class RecognitionModel(nn.Module):
         return None if self.frontend is None else self.frontend.config.sample_rate
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
+        """Seconds between two output frames (``frame_logits``); a frame is the output at one hop."""
         raise NotImplementedError
 
     def forward(self, waveform: torch.Tensor) -> dict[str, torch.Tensor]:

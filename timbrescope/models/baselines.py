@@ -47,7 +47,7 @@ class MfccMlp(RecognitionModel):
         self.head = nn.Linear(hidden, len(self.labels))
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
         return CLIP_SECONDS
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -82,7 +82,7 @@ class RawCnn1d(RecognitionModel):
         self._hop = 4 * 4 * 4 * 2 * 2 * 2
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
         return self._hop * self.frontend.config.pool / self.frontend.config.sample_rate
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -128,8 +128,8 @@ class SpecCnn2d(RecognitionModel):
         self.composer_head = nn.Linear(128, len(self.composers)) if self.composers else None
 
     @property
-    def frame_seconds(self) -> float:
-        return 2 * self.frontend.config.frame_seconds
+    def hop_seconds(self) -> float:
+        return 2 * self.frontend.config.hop_seconds
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (features - features.mean(dim=(1, 2), keepdim=True)) / (features.std(dim=(1, 2), keepdim=True) + 1e-3)
@@ -167,7 +167,7 @@ class WaveCnn(RecognitionModel):
         self.head = nn.Linear(32, len(self.labels))
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
         return CLIP_SECONDS
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -197,8 +197,8 @@ class MfccLstm(RecognitionModel):
         self.head = nn.Linear(hidden, len(self.labels))
 
     @property
-    def frame_seconds(self) -> float:
-        return self.frontend.config.frame_seconds
+    def hop_seconds(self) -> float:
+        return self.frontend.config.hop_seconds
 
     def forward_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         h, _ = self.lstm(self.norm(features).transpose(1, 2))  # [B, T, hidden]

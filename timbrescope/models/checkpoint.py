@@ -59,7 +59,7 @@ def export_checkpoint(path: Path, out: Path) -> dict:
     model, meta = load_checkpoint(path)
     meta = {**{key: value for key, value in meta.items() if key != "path"}, "checkpoint": Path(path).name,
             "checkpoint_sha256": file_sha256(Path(path)), "sample_rate": model.sample_rate,
-            "frame_seconds": model.frame_seconds, "frame_level": model.frame_level,
+            "hop_seconds": model.hop_seconds, "frame_level": model.frame_level,
             "composers": list(getattr(model, "composers", []))}
     export_onnx(model, meta, Path(out))
     return meta

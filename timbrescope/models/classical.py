@@ -61,7 +61,7 @@ class ClassicalModel(RecognitionModel):
         self.output_activation = "softmax"
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
         return CLIP_SECONDS
 
     def fit_arrays(self, features: np.ndarray, targets: np.ndarray) -> ClassicalModel:

@@ -63,9 +63,9 @@ class TimbreNet(RecognitionModel):
         self.attention = nn.Conv1d(w[-1], len(self.labels), 1)
 
     @property
-    def frame_seconds(self) -> float:
+    def hop_seconds(self) -> float:
         """Seconds between output frames."""
-        return self.frontend.config.frame_seconds * self.time_pool
+        return self.frontend.config.hop_seconds * self.time_pool
 
     def forward_features(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
         """The network after the front-end: ``logmel [batch, n_mels, frames]``."""

@@ -277,7 +277,7 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
         inputs,
         torch.from_numpy(np.stack([clip_target(ex.labels, labels) for ex in kept])),
         torch.from_numpy(np.stack([[float(ex.is_known(label)) for label in labels] for ex in kept]).astype(np.float32)),
-        torch.from_numpy(np.stack([frame_target(ex.segments, labels, frames, model.frame_seconds)
+        torch.from_numpy(np.stack([frame_target(ex.segments, labels, frames, model.hop_seconds)
                                    if ex.segments is not None and model.frame_level else empty for ex in kept])),
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
@@ -318,8 +318,8 @@ def _train_epoch(model: nn.Module, feats: Batch, optimiser, schedule, config: Tr
     steps = math.ceil(len(order) / config.batch_size)
     crop = None  # (input frames, input frames per output frame) of each training stretch
     if config.crop_seconds and model.augmentation == "logmel" and model.frame_level:
-        hop = model.frontend.config.frame_seconds
-        crop = (round(config.crop_seconds / hop), round(model.frame_seconds / hop))
+        hop = model.frontend.config.hop_seconds
+        crop = (round(config.crop_seconds / hop), round(model.hop_seconds / hop))
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
