@@ -180,3 +180,18 @@ def test_evaluate_bad_input_gives_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     with pytest.raises(DataError, match="f holds precomputed features but the model was fitted on audio"):
         evaluate(Dataset("f", tmp_path, [Example("x", "test", ("violin",), features=np.zeros(3))]), _Fixed({}))
+
+
+def test_thresholds_tuned_again_keep_what_the_data_cannot_tune():
+    from timbrescope.evaluate.thresholds import tune_thresholds
+
+    truth = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]], np.float32)  # label 2 never plays
+    scores = np.array([[0.9, 0.3, 0.2], [0.2, 0.4, 0.6], [0.8, 0.1, 0.1], [0.1, 0.7, 0.3]], np.float32)
+    frames = np.zeros((4, 2, 3), np.float32)
+    known = np.zeros(4, bool)
+    clip, frame = tune_thresholds(truth, scores, np.ones_like(truth), frames, frames, known, 5)
+    assert clip[2] == 0.5 and np.array_equal(frame, clip)  # no previous: the default, frames follow clips
+    previous = (np.array([0.3, 0.3, 0.8], np.float32), np.array([0.05, 0.1, 0.2], np.float32))
+    clip, frame = tune_thresholds(truth, scores, np.ones_like(truth), frames, frames, known, 5, previous)
+    assert clip[2] == pytest.approx(0.8) and frame.tolist() == pytest.approx([0.05, 0.1, 0.2])
+    assert 0.2 < clip[0] <= 0.8 and 0.3 < clip[1] <= 0.4  # tuned where the label plays: between its scores

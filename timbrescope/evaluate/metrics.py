@@ -35,11 +35,13 @@ def mean_average_precision(y_true: np.ndarray, y_score: np.ndarray, mask: np.nda
     return float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
 
 
-def best_thresholds(y_true: np.ndarray, y_score: np.ndarray, mask: np.ndarray | None = None, default: float = 0.5,
+def best_thresholds(y_true: np.ndarray, y_score: np.ndarray, mask: np.ndarray | None = None,
+                    default: float | np.ndarray = 0.5,
                     candidates: np.ndarray = np.linspace(0.05, 0.95, 19)) -> np.ndarray:
-    """Per-label threshold maximising F1 over known examples; ``default`` for labels without positives."""
+    """Per-label threshold maximising F1 over known examples; ``default`` (one value, or one per label)
+    for labels without positives."""
     mask = _mask(y_true, mask)
-    thresholds = np.full(y_true.shape[1], default, np.float32)
+    thresholds = np.broadcast_to(np.asarray(default, np.float32), (y_true.shape[1],)).copy()
     for j in range(y_true.shape[1]):
         known = mask[:, j]
         if y_true[known, j].sum() > 0:

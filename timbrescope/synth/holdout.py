@@ -57,5 +57,6 @@ def build_holdout_set(trainbanks: Path, out: Path) -> list[dict]:
                                                       subtype="PCM_16"))
             rows.append({"source": bank.name, "path": name, "labels": label, "kind": "note",
                          "duration_s": f"{NOTE_SECONDS:.3f}", "licence": bank.licence})
-    atomic_write_text(out / "MANIFEST.csv", csv_text(MANIFEST_COLUMNS, rows))
+    rows = [row | {"split": "validation"} for row in rows]  # all of it validates (tune-thresholds reads that split)
+    atomic_write_text(out / "MANIFEST.csv", csv_text((*MANIFEST_COLUMNS, "split"), rows))
     return rows

@@ -94,14 +94,15 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     return summary
 
 
-def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig,
-                    rule: DecisionRule = DecisionRule()) -> tuple[np.ndarray, np.ndarray]:
+def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: DecisionRule = DecisionRule(),
+                    previous: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-label clip and frame thresholds ``[labels]`` of ``model`` on ``feats`` (the validation split),
-    by ``evaluate.thresholds.tune_thresholds`` under ``rule``."""
+    by ``evaluate.thresholds.tune_thresholds`` under ``rule`` (``previous``: the thresholds to keep where
+    the data cannot tune them)."""
     _, scores, frames = _evaluate(model, feats, config)
     known = feats.frame_known.numpy().astype(bool) & bool(model.frame_level)
     return thresholds.tune_thresholds(feats.clips.numpy(), scores, feats.mask.numpy(), feats.frames.float().numpy(),
-                                      frames, known, rule.smooth_frames)
+                                      frames, known, rule.smooth_frames, previous)
 
 
 def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: str | Path | None = None) -> dict:
@@ -117,7 +118,8 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
     feats = _validation_features(model, dataset, config, skipped, None)
     if not len(feats.clips):
         raise DataError(f"{dataset.name}: no validation clip could be decoded")
-    clip_thresholds, frame_thresholds = tune_thresholds(model, feats, config, rule)
+    previous = (np.asarray(meta["thresholds"]), np.asarray(meta.get("frame_thresholds", meta["thresholds"])))
+    clip_thresholds, frame_thresholds = tune_thresholds(model, feats, config, rule, previous)
     save_checkpoint(out, model, meta["model"], clip_thresholds.tolist(), frame_thresholds.tolist(), meta["training"],
                     rule)
     return {"validation_clips": len(feats.clips), "skipped_files": len(skipped),
