@@ -76,7 +76,7 @@ def voices(piece: Piece) -> tuple[tuple[tuple[float, float, int], ...], ...]:
         if notes:
             result.append(notes)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cached, json.dumps(result))
+    atomic_write_text(cached, json.dumps(result), shared=True)  # rendering workers may parse one score at once
     return tuple(result)
 
 
