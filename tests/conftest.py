@@ -5,6 +5,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+from timbrescope.train.recipe import TrainConfig  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
@@ -19,13 +21,7 @@ def tiny_corpus(tmp_path_factory):
 TINY_RECIPE = pathlib.Path(__file__).parent / "recipes" / "tiny.toml"
 
 
-def _tiny_config():
-    from timbrescope.train.recipe import TrainConfig
-
-    return TrainConfig(epochs=3, batch_size=8, seed=0)
-
-
-TINY_CONFIG = _tiny_config()
+TINY_CONFIG = TrainConfig(epochs=3, batch_size=8, seed=0)
 
 
 @pytest.fixture(scope="session")

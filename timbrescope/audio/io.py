@@ -60,7 +60,7 @@ _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)"
 _READ_BLOCK_FRAMES = 1 << 18
 _AV_BLOCK_FRAMES = 1 << 16
 _TAIL_FRAMES = 4096
-_DRM_TAGS = frozenset({"drms", "drmi", "enca", "encv", "p608"})
+_DRM_TAGS = frozenset({"drms", "enca"})  # sample entries of protected audio (FairPlay, CENC)
 
 
 @dataclass(frozen=True)
@@ -295,8 +295,7 @@ class _SndFile(_Decoder):
         if not isinstance(self.source, Path):
             self.source.seek(0)
         try:
-            rescue = _AvFile(str(self.source) if isinstance(self.source, Path) else self.source, self.name,
-                             self.report, expected=self.frames)
+            rescue = _AvFile(self.source, self.name, self.report, expected=self.frames)
         except AudioError:
             rescue = None
         if rescue is None or rescue.rate != self.rate:
@@ -317,6 +316,7 @@ class _AvFile(_Decoder):
     def __init__(self, source, name: str, report: _Report, expected: int | None = None):
         import av
 
+        source = str(source) if isinstance(source, Path) else source
         self.name, self.report, self._av = name, report, av
         try:
             self.container = av.open(source, mode="r", metadata_errors="ignore")
@@ -430,9 +430,10 @@ def _protected(source) -> bool:
 
 
 def _has_scheme(fh) -> bool:
-    head = fh.read(1 << 20)
-    if head[4:8] != b"ftyp":
+    head = fh.read(8)
+    if head[4:8] != b"ftyp":  # not the MP4 family: nothing more is read
         return False
+    head += fh.read((1 << 20) - 8)
     fh.seek(0, os.SEEK_END)
     fh.seek(max(0, fh.tell() - (1 << 20)))
     tail = fh.read(1 << 20)
@@ -506,7 +507,7 @@ def _open(source: Source, report: _Report) -> _Decoder:
         opened.seek(0)
     if _is_text(head):
         raise AudioError(f"{name}: a text file, not audio")
-    return _AvFile(str(opened) if isinstance(opened, Path) else opened, name, report)
+    return _AvFile(opened, name, report)
 
 
 def _why_missing(p: Path) -> str:

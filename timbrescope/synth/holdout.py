@@ -3,7 +3,8 @@
 Recipes, checkpoints and thresholds are chosen on it (with the rendered validation bank), never on
 ``shared/realdev``. Each held-out SFZ instrument plays ``NOTES`` single notes spread over its mapped
 keys (dry, 4 s, velocity 100); each held-out clip bank gives its clips as they are. The folder holds
-the audio and a ``MANIFEST.csv`` in realdev's columns, read with the ``manifest:`` data spec.
+the audio and a ``MANIFEST.csv`` in realdev's columns plus ``split`` (every row ``validation``, the
+split ``tune-thresholds`` reads), read with the ``manifest:`` data spec.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def build_holdout_set(trainbanks: Path, out: Path) -> list[dict]:
         if bank.engine == "clip":
             rows += [{"source": bank.name, "path": os.path.relpath(bank.path / clip, out), "labels": label,
                       "kind": "clip", "duration_s": f"{sf.info(bank.path / clip).duration:.3f}",
-                      "licence": bank.licence} for clip in bank.clips]
+                      "licence": bank.licence, "split": "validation"} for clip in bank.clips]
             continue
         low, high = renderer.pitch_range(bank, label)
         pitches = DRUM_KEYS if label == "drum_kit" else sorted({round(p) for p in np.linspace(low, high, NOTES)})
@@ -56,7 +57,6 @@ def build_holdout_set(trainbanks: Path, out: Path) -> list[dict]:
             atomic_write(target, lambda tmp: sf.write(tmp, audio / peak * 0.5, SAMPLE_RATE, format="FLAC",
                                                       subtype="PCM_16"))
             rows.append({"source": bank.name, "path": name, "labels": label, "kind": "note",
-                         "duration_s": f"{NOTE_SECONDS:.3f}", "licence": bank.licence})
-    rows = [row | {"split": "validation"} for row in rows]  # all of it validates (tune-thresholds reads that split)
+                         "duration_s": f"{NOTE_SECONDS:.3f}", "licence": bank.licence, "split": "validation"})
     atomic_write_text(out / "MANIFEST.csv", csv_text((*MANIFEST_COLUMNS, "split"), rows))
     return rows

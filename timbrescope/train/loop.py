@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from timbrescope.augment import augment
 from timbrescope.data.clips import CLIP_SECONDS, SkipLog, clip_examples, decode_batches
 from timbrescope.data.dataset import Dataset, Example
 from timbrescope.data.specs import open_dataset
@@ -39,12 +40,11 @@ from timbrescope.evaluate import thresholds
 from timbrescope.evaluate.metrics import mean_average_precision
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
+from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from timbrescope.models.registry import accepts_features, list_models, model_class
 from timbrescope.timeline import DecisionRule
-from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from timbrescope.train.recipe import Recipe, TrainConfig
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
-from timbrescope.augment import augment
 
 
 PACE_STEPS = 20  # steps timed before a budgeted run plans its schedule (or 1/20 of the budget, if sooner)
