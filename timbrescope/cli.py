@@ -263,6 +263,22 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     return EXIT_USAGE_OR_DATA if failures else 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from timbrescope.web import ServeSettings, create_app
+
+    if args.workers < 1 or args.queue < 1 or args.max_upload_mb <= 0:
+        raise ParameterError("--workers and --queue must be at least 1 and --max-upload-mb above 0")
+    settings = ServeSettings(args.checkpoint, args.library, args.max_upload_mb, args.workers, args.queue,
+                             tuple(args.cors))
+    app = create_app(settings, _recognizer(args.checkpoint))
+    print(f"timbrescope: serving on http://{args.host}:{args.port} (API docs: /docs; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    return 0
+
+
 def _recognizer(checkpoint, **settings):
     """A Recognizer for a command that owns its process, which is then tuned for speed."""
     from timbrescope.inference import Recognizer, tune_process
@@ -394,6 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--checkpoint", default=None, help="checkpoint or .onnx (default: the shipped model)")
     demo.set_defaults(run=_cmd_demo)
+
+    serve = commands.add_parser("serve", help="the web page and HTTP API (FastAPI + uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--checkpoint", default=None, metavar="CKPT|ONNX",
+                       help="a .ckpt checkpoint or an exported .onnx model (default: the shipped model)")
+    serve.add_argument("--library", default=None, metavar="DIR", help="a folder of audio files to browse and analyse")
+    serve.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads get 413 (default: 200)")
+    serve.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                       help="recordings analysed at once, sharing one model (default: half the cores)")
+    serve.add_argument("--queue", type=int, default=64, help="recordings that may wait; beyond, 503 (default: 64)")
+    serve.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                       help="allow cross-origin requests from ORIGIN (repeatable; default: none)")
+    serve.set_defaults(run=_cmd_serve)
 
     taxonomy = commands.add_parser("taxonomy", help="print the instrument taxonomy as Markdown")
     taxonomy.set_defaults(run=_cmd_taxonomy)

@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -199,8 +200,9 @@ class Result:
         return [item for item in self.instruments if item["score"] >= self.thresholds[item["label"]]]
 
     def to_dict(self, frames: bool = False) -> dict:
+        instruments = [{**item, "detected": item["score"] >= self.thresholds[item["label"]]} for item in self.instruments]
         result = {"path": self.path, "duration": round(self.duration, 3), "model": self.model,
-                  "instruments": self.instruments, "families": self.families, "segments": self.segments,
+                  "instruments": instruments, "families": self.families, "segments": self.segments,
                   "warnings": self.warnings}
         if self.composers is not None:  # models with a composer head only
             result["composers"] = self.composers
@@ -260,9 +262,12 @@ class Recognizer:
         """Clip probabilities ``[n, labels]`` of precomputed feature vectors ``[n, dim]``."""
         return self._backend.score_features(features)
 
-    def identify(self, source: str | os.PathLike | BinaryIO | np.ndarray, sr: int | None = None) -> Result:
+    def identify(self, source: str | os.PathLike | BinaryIO | np.ndarray, sr: int | None = None,
+                 progress: Callable[[float], None] | None = None) -> Result:
         """Identify the instruments in a file (a path or a binary file object, streamed) or in a
-        mono/multichannel array at ``sr`` Hz. The result's duration is the decoded length."""
+        mono/multichannel array at ``sr`` Hz. The result's duration is the decoded length.
+        ``progress(seconds)`` is called with the seconds decoded so far after each block of audio
+        (a minute); an exception it raises stops the analysis and propagates."""
         if not self.takes_audio:
             raise ModelError(f"{self.model_path}: this model was fitted on precomputed features, not audio")
         if isinstance(source, np.ndarray):
@@ -273,13 +278,13 @@ class Recognizer:
             if y.ndim != 1 or not len(y) or not np.isfinite(y).all():
                 raise AudioError("array: need non-empty finite audio of shape (n,) or (channels, n)")
             y = resample(y, sr, self.sample_rate)
-            return self._run(iter([y]), None, [])
+            return self._run(iter([y]), None, [], progress)
         found: list[str] = []
         blocks = stream(source, self.sample_rate, 60.0, strict=self.strict, warnings=found)
         path = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
-        return self._run(blocks, path if isinstance(path, str) else None, found)
+        return self._run(blocks, path if isinstance(path, str) else None, found, progress)
 
-    def _run(self, blocks, path: str | None, found: list[str]) -> Result:
+    def _run(self, blocks, path: str | None, found: list[str], progress: Callable[[float], None] | None) -> Result:
         clip_probs, frame_probs, composer_probs = [], [], []
         samples = [0]
 
@@ -287,6 +292,8 @@ class Recognizer:
             for block in blocks:
                 samples[0] += len(block)
                 yield block
+                if progress is not None:
+                    progress(samples[0] / self.sample_rate)
 
         def collect(done: Future) -> None:
             clips, frames, composers = done.result()

@@ -4,6 +4,8 @@ alike), and their text rendering for terminals."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
@@ -88,3 +90,18 @@ def format_timeline(segments: Iterable[Mapping], duration: float, width: int = 6
     axis = f"0 s{f'{duration:.1f} s':>{width - 1}}"
     lines.append(f"{'':>{name_width}}  {axis}")
     return "\n".join(lines)
+
+
+def result_csv(result: Mapping) -> str:
+    """An ``identify --json`` object as CSV (``kind,label,family,score,detected,start,end``): one
+    ``instrument`` row per label with its score, highest first, then one ``segment`` row per timeline
+    segment (``start`` and ``end`` in seconds)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["kind", "label", "family", "score", "detected", "start", "end"])
+    for item in result["instruments"]:
+        writer.writerow(["instrument", item["label"], item["family"], item["score"], int(item["detected"]), "", ""])
+    families = {item["label"]: item["family"] for item in result["instruments"]}
+    for seg in result["segments"]:
+        writer.writerow(["segment", seg["label"], families.get(seg["label"], ""), seg["score"], 1, seg["start"], seg["end"]])
+    return out.getvalue()

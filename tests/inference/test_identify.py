@@ -79,7 +79,10 @@ def test_identify_json_contract(checkpoint, example, capsys):
     assert sorted(i["label"] for i in result["instruments"]) == labels
     scores = [i["score"] for i in result["instruments"]]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
-    assert all(set(i) == {"label", "family", "score"} for i in result["instruments"])
+    assert all(set(i) == {"label", "family", "score", "detected"} for i in result["instruments"])
+    thresholds = Recognizer(checkpoint).thresholds
+    assert [i["detected"] for i in result["instruments"]] == [i["score"] >= thresholds[i["label"]]
+                                                               for i in result["instruments"]]
     assert result["families"][0]["score"] == max(scores)
     assert len(result["frames"]) == len(result["frame_times"]) == 300 and len(result["frames"][0]) == len(labels)
     for seg in result["segments"]:

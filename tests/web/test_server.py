@@ -1,0 +1,159 @@
+"""A real `timbrescope serve` on 127.0.0.1: uploads over a socket, refusals, a clean shutdown; and the page
+in headless Chromium: the demo example's instrument lanes, seeking by click, the library, a phone-width
+screen, and the README's screenshot."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "figures" / "serve-page.png"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, example):
+    """``timbrescope serve`` with a library, on a free loopback port; its temp folder is checked empty at the end."""
+    root = tmp_path_factory.mktemp("serve")
+    library, temp = root / "library", root / "tmp"
+    (library / "takes").mkdir(parents=True)
+    temp.mkdir()
+    shutil.copy(example, library / "takes" / "trio.wav")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "timbrescope", "serve", "--port", str(port), "--library", str(library),
+         "--max-upload-mb", "2", "--workers", "2"],
+        env={**os.environ, "TMPDIR": str(temp)}, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/api/v1/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise AssertionError(process.stderr.read())
+    yield url, example
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    assert f"serving on {url}" in process.stderr.read()
+    assert [p for p in temp.iterdir() if p.name.startswith("timbrescope")] == []  # the uploads went with it
+
+
+def test_a_real_server_identifies_uploads_and_refuses_what_it_must(server):
+    url, example = server
+    with open(example, "rb") as f:
+        response = httpx.post(f"{url}/api/v1/identify", files={"file": ("trio.wav", f)}, timeout=60)
+    assert response.status_code == 200
+    detected = {i["label"] for i in response.json()["instruments"] if i["detected"]}
+    assert {"drum_kit", "piano", "violin"} <= detected
+    assert httpx.post(f"{url}/api/v1/identify", files={"file": ("x.wav", b"<html></html>")}).status_code == 415
+    big = httpx.post(f"{url}/api/v1/identify", files={"file": ("big.wav", b"\0" * (3 << 20))})
+    assert big.status_code == 413 and big.json()["error"].startswith("the upload is larger")
+    with httpx.Client() as client:
+        for raw in ["..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "%2Fetc%2Fpasswd", "takes%2F..%2F..%2F"]:
+            request = client.build_request("GET", f"{url}/api/v1/library/audio")
+            request.url = httpx.URL(f"{url}/api/v1/library/audio?path={raw}")
+            assert client.send(request).status_code == 403, raw
+    assert httpx.get(f"{url}/api/v1/library/audio", params={"path": "takes/trio.wav"}).content == example.read_bytes()
+
+
+def _chromium(width: int = 1200, height: int = 1000):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     f"--window-size={width},{height}", "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(argument)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def _wait(driver, script: str, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    shown = driver.execute_script("return document.getElementById('error').textContent")
+    raise AssertionError(f"timed out waiting for: {script}; the page says: {shown}")
+
+
+LANES = "return Array.from(document.querySelectorAll('#lanes .lane')).map(l => l.dataset.label)"
+
+
+@pytest.mark.browser
+def test_the_page_shows_the_example_lanes_seeks_and_analyses_the_library(server, tmp_path):
+    url, example = server
+    driver = _chromium(1100, 1500)
+    try:
+        driver.get(url)
+        _wait(driver, "return document.getElementById('model').textContent.includes('instruments')")
+        driver.find_element("id", "picker").send_keys(str(example))
+        _wait(driver, "return !document.getElementById('result').hidden")
+        lanes = driver.execute_script(LANES)
+        assert {"drum_kit", "piano", "violin"} <= set(lanes)
+        drums = driver.execute_script("return Array.from(document.querySelectorAll("
+                                      "'#lanes .lane[data-label=drum_kit] .segment')).map(s => s.title)")
+        assert drums and all(title.startswith("drum_kit: ") for title in drums)
+        assert driver.execute_script("return document.getElementById('title').textContent") == example.name
+        bars = driver.execute_script("return Array.from(document.querySelectorAll('#instruments li'))"
+                                     ".map(li => li.dataset.label)")
+        assert set(bars) == set(lanes) or set(bars) <= set(lanes)
+        _wait(driver, "return document.getElementById('player').readyState >= 1")
+        track = driver.find_element("css selector", "#timeline .lane.wave .track")
+        driver.execute_script("""const r = arguments[0].getBoundingClientRect();
+            document.getElementById('timeline').dispatchEvent(new MouseEvent('click',
+              {clientX: r.left + r.width * 0.75, clientY: r.top + 5, bubbles: true}));""", track)
+        assert driver.execute_script("return document.getElementById('player').currentTime") == pytest.approx(9.0, abs=0.2)
+        head = driver.execute_script("""const h = document.getElementById('playhead').getBoundingClientRect();
+            const r = arguments[0].getBoundingClientRect(); return (h.left - r.left) / r.width;""", track)
+        assert head == pytest.approx(0.75, abs=0.02)
+        ink = driver.execute_script("""const c = document.getElementById('wave');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n / (c.width * c.height);""")
+        assert 0.05 < ink < 0.95  # the waveform is drawn
+        assert driver.execute_script("return document.getElementById('csv').href").endswith("/result.csv")
+        driver.save_screenshot(str(tmp_path / "page.png"))
+        if os.environ.get("TIMBRESCOPE_SCREENSHOT"):
+            shutil.copy(tmp_path / "page.png", SCREENSHOT)
+        driver.find_element("id", "query").send_keys("trio")
+        driver.find_element("css selector", "#search button").click()
+        _wait(driver, "return document.getElementById('entries').textContent.includes('takes/trio.wav')")
+        driver.execute_script("document.getElementById('title').textContent = ''")
+        driver.find_element("css selector", "#entries a").click()
+        _wait(driver, "return document.getElementById('title').textContent === 'takes/trio.wav'")
+        assert set(driver.execute_script(LANES)) == set(lanes)
+        assert driver.execute_script("return document.getElementById('player').src").endswith("path=takes%2Ftrio.wav")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+    finally:
+        driver.quit()
+
+
+@pytest.mark.browser
+def test_the_page_fits_a_phone_and_shows_refusals_in_one_line(server, tmp_path):
+    url, _ = server
+    (tmp_path / "notes.wav").write_text("not audio at all\n")
+    driver = _chromium(390, 844)
+    try:
+        driver.get(url)
+        _wait(driver, "return document.getElementById('model').textContent.includes('instruments')")
+        driver.find_element("id", "picker").send_keys(str(tmp_path / "notes.wav"))
+        message = _wait(driver, "const e = document.getElementById('error'); return !e.hidden && e.textContent")
+        assert message == "notes.wav: not a recording we can decode (a text file, not audio)"
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        driver.quit()
