@@ -272,7 +272,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ParameterError("--workers and --queue must be at least 1 and --max-upload-mb above 0")
     settings = ServeSettings(args.checkpoint, args.library, args.max_upload_mb, args.workers, args.queue,
                              tuple(args.cors))
-    app = create_app(settings, _recognizer(args.checkpoint))
+    app = create_app(settings)
     print(f"timbrescope: serving on http://{args.host}:{args.port} (API docs: /docs; Ctrl-C stops)",
           file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)

@@ -11,7 +11,6 @@ files the job owns and deletes when it ends, whatever the outcome. Finished jobs
 from __future__ import annotations
 
 import math
-import os
 import queue
 import threading
 import time
