@@ -263,6 +263,30 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     return EXIT_USAGE_OR_DATA if failures else 0
 
 
+def _cmd_tag(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from timbrescope.tagging import tag
+
+    bar = tqdm(unit="file", disable=args.quiet or not sys.stderr.isatty(), dynamic_ncols=True)
+
+    def advance(done: int, total: int, seconds: float) -> None:
+        bar.total = total
+        bar.set_postfix_str(f"{seconds / 3600:.2f} h of audio", refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        summary = tag(args.paths, args.out, args.workers, args.segments, args.checkpoint, args.engine, args.address,
+                      args.quiet, advance)
+    finally:
+        bar.close()
+    print(f"{args.out}: {summary.rows} files; tagged now {summary.tagged} ({summary.failed} failed, "
+          f"{summary.hours:.2f} h of audio), {summary.skipped} unchanged skipped")
+    if summary.per_label:
+        print("files per label: " + ", ".join(f"{label} {n}" for label, n in summary.per_label.most_common()))
+    return EXIT_USAGE_OR_DATA if summary.failed else 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -410,6 +434,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--checkpoint", default=None, help="checkpoint or .onnx (default: the shipped model)")
     demo.set_defaults(run=_cmd_demo)
+
+    tagger = commands.add_parser("tag", help="tag a whole music library into a table (resumable; local or Ray)")
+    tagger.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (walked)")
+    tagger.add_argument("--out", required=True, type=Path, metavar="FILE",
+                        help="the table: .parquet, .csv or .jsonl (run the same command again to resume or update)")
+    tagger.add_argument("--segments", type=Path, default=None, metavar="FILE",
+                        help="also a table of every timeline segment (.parquet, .csv or .jsonl)")
+    tagger.add_argument("--workers", type=int, default=None,
+                        help="worker processes, each with the model loaded once (default: the cores; "
+                             "with --engine ray: one actor per CPU of the cluster)")
+    tagger.add_argument("--checkpoint", default=None, metavar="CKPT|ONNX",
+                        help="a .ckpt checkpoint or an exported .onnx model (default: the shipped model)")
+    tagger.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help='local processes, or a Ray cluster (pip install "timbrescope[distributed]")')
+    tagger.add_argument("--address", default=None,
+                        help="with --engine ray: the cluster, e.g. 10.0.0.1:6379 or auto (default: a local instance)")
+    tagger.add_argument("--quiet", action="store_true", help="no progress bar")
+    tagger.set_defaults(run=_cmd_tag)
 
     serve = commands.add_parser("serve", help="the web page and HTTP API (FastAPI + uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")

@@ -408,12 +408,14 @@ def identify(source: str | os.PathLike | np.ndarray, sr: int | None = None, mode
 
 
 def audio_files(paths: list[str]) -> list[str]:
-    """Expand directories (recursively, sorted) into the audio files they hold; files pass through.
-    A folder without any audio file is an ``AudioError``."""
+    """Expand directories (recursively, sorted) into the audio files they hold (by name; broken symbolic
+    links too, so that they are reported); files pass through. A folder without any audio file is an
+    ``AudioError``."""
     found = []
     for path in paths:
         if Path(path).is_dir():
-            inside = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and is_audio_path(p))
+            inside = sorted(str(p) for p in Path(path).rglob("*")
+                            if (p.is_file() or p.is_symlink() and not p.is_dir()) and is_audio_path(p))
             if not inside:
                 raise AudioError(f"no audio files under {path}")
             found += inside

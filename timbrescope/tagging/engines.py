@@ -1,0 +1,76 @@
+"""Where the files are tagged: worker processes on this machine, or actors on a Ray cluster.
+
+Both run ``rows.tag_file`` with one model loaded per worker, and hand every finished file to the
+caller's ``emit(row, segments)`` (local) or write it where ``table.Store`` finds it (Ray).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
+
+from timbrescope.errors import ParameterError
+from timbrescope.inference import Recognizer, tune_process
+from timbrescope.tagging.rows import tag_file
+
+_recognizer: Recognizer | None = None  # a worker process's model
+
+
+def _start(checkpoint: str | None) -> None:
+    global _recognizer
+    _recognizer = Recognizer(checkpoint)
+    tune_process()
+
+
+def _tag(path: str) -> tuple[dict, list[dict]]:
+    return tag_file(_recognizer, path)
+
+
+def run_local(files: list[str], checkpoint: str | None, workers: int,
+              emit: Callable[[dict, list[dict]], None]) -> None:
+    """Tag ``files`` in ``workers`` processes (each loads the model once; 1: in this process)."""
+    if workers == 1:
+        _start(checkpoint)
+        for path in files:
+            emit(*_tag(path))
+        return
+    with multiprocessing.get_context("spawn").Pool(workers, _start, (checkpoint,)) as pool:
+        for row, segments in pool.imap_unordered(_tag, files, chunksize=1):
+            emit(row, segments)
+
+
+class _RayTagger:
+    """A Ray Data actor: one model, batches of paths -> rows and segments as JSON text."""
+
+    def __init__(self, checkpoint: str | None):
+        _start(checkpoint)
+
+    def __call__(self, batch: dict) -> dict:
+        tagged = [_tag(str(path)) for path in batch["path"]]
+        return {"row": [json.dumps(row) for row, _ in tagged], "segments": [json.dumps(s) for _, s in tagged]}
+
+
+def run_ray(files: list[str], checkpoint: str | None, workers: int | None, address: str | None, folder: Path,
+            quiet: bool) -> None:
+    """Tag ``files`` on a Ray cluster (``address``; None starts a local instance): Ray Data over the
+    file list, ``workers`` actors (default: one per CPU of the cluster) with one model each, their
+    rows written as Parquet files under ``folder`` (on storage every node shares)."""
+    try:
+        import ray
+    except ImportError:
+        raise ParameterError('--engine ray needs Ray: pip install "timbrescope[distributed]"') from None
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = not quiet
+        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        dataset = ray.data.from_items([{"path": path} for path in files],
+                                      override_num_blocks=max(1, min(len(files), 4 * actors)))
+        tagged = dataset.map_batches(_RayTagger, fn_constructor_args=(checkpoint,), batch_size=4,
+                                     compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+        tagged.write_parquet(str(folder))
+    finally:
+        ray.shutdown()
