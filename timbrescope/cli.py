@@ -119,6 +119,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             bar.close()
 
     summary = train(recipe.data, args.out, recipe.config, progress=advance)
+    if "best_epoch" not in summary:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(f"{args.out}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, validation mAP "
           f"{summary['valid_map']:.3f}, {summary['seconds']:.0f} s; log: {args.out}.log.jsonl")
     return 0

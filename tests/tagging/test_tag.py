@@ -1,7 +1,6 @@
 """`timbrescope tag`: one row per file with errors recorded, resumable (unchanged files skipped, changed and
 failed ones tagged again), exactly once after a SIGKILL, the same rows on a local Ray instance."""
 
-import json
 import os
 import signal
 import subprocess

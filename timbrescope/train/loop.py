@@ -43,6 +43,8 @@ from timbrescope.models import create_model
 from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from timbrescope.models.registry import accepts_features, list_models, model_class
 from timbrescope.timeline import DecisionRule
+from timbrescope.train import distributed
+from timbrescope.train.distributed import Ranks
 from timbrescope.train.recipe import Recipe, TrainConfig
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
@@ -58,10 +60,14 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     between runs whose front-ends are equal (the benchmark passes one)."""
     out = Path(out)
     ensure_writable_folder(out.parent)
+    ranks = distributed.join()
+    if ranks.world > 1 and config.budget_seconds:
+        raise ParameterError("a time budget (schedule.budget_minutes) is for one process, not torchrun")
+    progress = progress if ranks.main else None
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed if ranks.world == 1 else [config.seed, ranks.rank])
     train_examples = dataset.sample("train", config.limit, config.seed) + extra_train_examples(config)
     train_examples = without_banks(train_examples, config.exclude_banks)
     train_examples = clip_examples(train_examples, CLIP_SECONDS)
@@ -79,18 +85,23 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         history, best = _fit_classical(model, train_feats, valid_feats, config)
     else:
         history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
-                                     progress)
-    model.load_state_dict(best["state"])
+                                     progress, ranks)
+    if not ranks.main:  # rank 0 tunes the thresholds and writes the checkpoint
+        distributed.leave(ranks)
+        return {"rank": ranks.rank}
+    model.to("cpu").load_state_dict(best["state"])
     clip_thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config)
     summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.clips),
                "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
-               "seconds": round(sum(h["seconds"] for h in history), 1), "config": asdict(config),
+               "seconds": round(sum(h["seconds"] for h in history), 1), "ranks": ranks.world,
+               "config": asdict(config),
                "recipe": Recipe(str(data if not isinstance(data, Dataset) else dataset.root), config).to_dict(),
                "history": history}
     save_checkpoint(out, model, config.model, clip_thresholds.tolist(), frame_thresholds.tolist(), summary,
                     DecisionRule(window_seconds=CLIP_SECONDS))
     state_path.unlink(missing_ok=True)
+    distributed.leave(ranks)
     return summary
 
 
@@ -158,14 +169,18 @@ def _transfer(model: nn.Module, checkpoint: str) -> None:
         parameter.requires_grad = name.split(".")[0] in model.head_names
 
 
-def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels, progress):
+def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels, progress,
+                 ranks: Ranks = Ranks()):
     """Epochs of AdamW with a one-cycle schedule; resumable; returns (history, best). 2-D convolution
     weights are kept channels-last, which oneDNN runs faster on the CPU (a training step of timbrenet
-    takes ~18 % less time); only the layout changes, so results differ from a contiguous run by rounding."""
-    model.to(memory_format=torch.channels_last)
+    takes ~18 % less time); only the layout changes, so results differ from a contiguous run by rounding.
+    Under torchrun (``ranks``) each rank takes its share of every epoch (``batch_size`` is per rank);
+    rank 0 validates, decides and writes; the others return an empty best."""
+    model.to(ranks.device, memory_format=torch.channels_last)
+    forward = distributed.wrap(model, ranks)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_feats.clips) / config.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(train_feats.clips) / ranks.world) / config.batch_size)
     schedule = _one_cycle(optimiser, config, config.epochs * steps_per_epoch)
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
     if state_path.exists():
@@ -173,11 +188,14 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         saved_config = asdict(TrainConfig()) | state["config"]  # settings newer than the state take defaults
         if saved_config != asdict(config) or state["labels"] != labels:
             raise DataError(f"{state_path} belongs to another training run; delete it to start again")
+        if len(state["rng"]) != ranks.world:
+            raise DataError(f"{state_path} was written by {len(state['rng'])} training processes, not "
+                            f"{ranks.world}; resume with as many")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
-        rng.bit_generator.state = state["rng"]
+        rng.bit_generator.state = state["rng"][ranks.rank]
         torch.set_rng_state(state["torch_rng"])
 
     def fit_to_budget(step_seconds: float, steps_done: int):
@@ -185,14 +203,17 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
 
     for epoch in range(start_epoch, config.epochs):
         spent = sum(h["seconds"] for h in history)
-        if (epoch - best["epoch"] > config.patience or schedule.last_epoch >= schedule.total_steps
-                or (config.budget_seconds and spent >= config.budget_seconds)):
+        if distributed.agree(epoch - best["epoch"] > config.patience or schedule.last_epoch >= schedule.total_steps
+                             or bool(config.budget_seconds and spent >= config.budget_seconds), ranks):
             break
         started = time.perf_counter()
         train_loss, schedule = _train_epoch(
-            model, train_feats, optimiser, schedule, config, rng,
+            model, forward, train_feats, optimiser, schedule, config, rng,
             lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total),
-            fit_to_budget if epoch == 0 and config.budget_seconds else None)
+            fit_to_budget if epoch == 0 and config.budget_seconds else None, ranks)
+        rng_states = distributed.gather(rng.bit_generator.state, ranks)
+        if not ranks.main:
+            continue
         valid_loss, scores, _ = _evaluate(model, valid_feats, config)
         val_map = _validation_map(valid_feats, scores)
         seconds = round(time.perf_counter() - started, 1)
@@ -202,12 +223,13 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
                         "valid_map": round(val_map, 5), "learning_rate": schedule.get_last_lr()[0],
                         "seconds": seconds})
         if val_map >= best["map"]:  # on a tie the later, longer-trained model
-            best = {"map": val_map, "epoch": epoch, "state": {k: v.clone() for k, v in model.state_dict().items()}}
+            best = {"map": val_map, "epoch": epoch,
+                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
         atomic_torch_save({"config": asdict(config), "labels": labels, "model": model.state_dict(),
                            "optimiser": optimiser.state_dict(),
                            "schedule": schedule.state_dict(), "epoch": epoch, "best": best, "history": history,
-                           "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, state_path)
+                           "rng": rng_states, "torch_rng": torch.get_rng_state()}, state_path)
     return history, best
 
 
@@ -311,12 +333,15 @@ def is_single_note(example: Example) -> bool:
     return len(parts) == 1 and parts[0].get("material") == "note"
 
 
-def _train_epoch(model: nn.Module, feats: Batch, optimiser, schedule, config: TrainConfig,
-                 rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None):
-    """One pass over the training clips (cut short when the schedule ends); returns the mean loss and
+def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, config: TrainConfig,
+                 rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None,
+                 ranks: Ranks = Ranks()):
+    """One pass over the training clips (this rank's share of them; cut short when the schedule ends)
+    through ``forward`` (the model's ``forward_features``, or DDP around it); returns the mean loss and
     the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
-    order = epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(), config.note_share)
+    order = distributed.shard(epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(),
+                                          config.note_share), ranks)
     steps = math.ceil(len(order) / config.batch_size)
     crop = None  # (input frames, input frames per output frame) of each training stretch
     if config.crop_seconds and model.augmentation == "logmel" and model.frame_level:
@@ -328,7 +353,8 @@ def _train_epoch(model: nn.Module, feats: Batch, optimiser, schedule, config: Tr
         if crop:
             batch = random_crop(batch, *crop, rng)
         batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng)
-        loss = _loss(model, model.forward_features(batch.inputs), batch, config)
+        batch = batch.to(ranks.device)
+        loss = _loss(model, forward(batch.inputs), batch, config)
         loss = loss + model.penalty()
         optimiser.zero_grad()
         loss.backward()
@@ -351,10 +377,11 @@ def _evaluate(model: nn.Module, feats: Batch, config: TrainConfig) -> tuple[floa
     losses, scores, frames = [], [], []
     for start in range(0, len(feats.clips), config.batch_size):
         batch = feats.take(slice(start, start + config.batch_size))
-        out = model.forward_features(batch.inputs.float())
+        batch = replace(batch, inputs=batch.inputs.float()).to(next(model.parameters(), torch.empty(0)).device)
+        out = model.forward_features(batch.inputs)
         losses.append(_loss(model, out, batch, config).item())
-        scores.append(model.probabilities(out["clip_logits"]).numpy())
-        frames.append(model.probabilities(out["frame_logits"]).numpy())
+        scores.append(model.probabilities(out["clip_logits"]).cpu().numpy())
+        frames.append(model.probabilities(out["frame_logits"]).cpu().numpy())
     return float(np.mean(losses)), np.concatenate(scores), np.concatenate(frames)
 
 

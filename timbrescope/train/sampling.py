@@ -23,6 +23,12 @@ class Batch:
     composers: torch.Tensor
     single_note: torch.Tensor
 
+    def to(self, device: str) -> Batch:
+        """The batch on ``device`` (itself when it is there)."""
+        return Batch(*(None if t is None else t.to(device) for t in (self.inputs, self.clips, self.mask, self.frames,
+                                                                    self.frame_known, self.composers,
+                                                                    self.single_note)))
+
     def take(self, index) -> Batch:
         return Batch(*(None if t is None else t[index] for t in (self.inputs, self.clips, self.mask, self.frames,
                                                                     self.frame_known, self.composers,
