@@ -4,7 +4,6 @@ resumes under torchrun."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys

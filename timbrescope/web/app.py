@@ -156,7 +156,14 @@ def create_app(settings: ServeSettings, recognizer: Recognizer | None = None):
         if wait:
             loop = asyncio.get_running_loop()
             ended = loop.create_future()
-            job.on_done(lambda: loop.call_soon_threadsafe(lambda: ended.done() or ended.set_result(None)))
+
+            def wake() -> None:  # on a worker thread; the request may be gone by then
+                try:
+                    loop.call_soon_threadsafe(lambda: ended.done() or ended.set_result(None))
+                except RuntimeError:
+                    pass
+
+            job.on_done(wake)
             try:
                 await asyncio.wait_for(ended, settings.wait_seconds)
             except TimeoutError:
