@@ -5,8 +5,10 @@ Writes SHORT 10-s files and LONG files of LONG-MINUTES (22.05 kHz mono 16-bit WA
 temp folder, then measures:
 - the baseline: a warm `Recognizer.identify` over the same files one after another, pinned to one core
   (taskset), in files/s and hours of audio per second; x the cores is the goal's reference;
-- `tag --workers CORES` (local engine) and `tag --engine ray` on the same files: wall time, files/s,
-  hours of audio per second, the share of the reference, and the peak RSS of each worker process.
+- `tag --workers CORES` (local engine) and `tag --engine ray` on the same files: wall time (start-up
+  included), files/s, hours of audio per second, the share of the reference, the steady rate (files/s
+  between the first and the last file tagged, from the output's `tagged` column: start-up excluded) and
+  its share, and the peak RSS of each worker process.
 Prints Markdown for docs/BENCHMARKS.md.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pyarrow.parquet as pq
 import soundfile as sf
 
 SR = 22050
@@ -105,20 +108,24 @@ def main() -> None:
                 "long": write_files(tmp / "long", args.long, 60 * args.long_minutes, "l")}
         print(f"### `tag` throughput ({cores} cores; {args.short} files of 10 s, {args.long} of "
               f"{args.long_minutes:g} min; 22.05 kHz mono WAV)\n")
-        print("| files | run | wall | files/s | hours of audio / s | of identify x cores | peak RSS per worker |")
-        print("|---|---|---|---|---|---|---|")
+        print("| files | run | wall | files/s | hours of audio / s | of identify x cores | steady files/s (share) "
+              "| peak RSS per worker |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, paths in sets.items():
             wall, audio = baseline(paths)
             reference = len(paths) / wall * cores
             print(f"| {name} | `identify` warm, one core (reference: x {cores}) | {wall:.1f} s | "
-                  f"{len(paths) / wall:.2f} | {audio / 3600 / wall:.3f} | - | - |")
+                  f"{len(paths) / wall:.2f} | {audio / 3600 / wall:.3f} | - | - | - |")
             for engine in args.engines:
                 options = ["--workers", str(cores)] + (["--engine", "ray"] if engine == "ray" else [])
-                wall, peaks = run_tag(tmp / name, tmp / f"{name}-{engine}.parquet", *options)
+                out = tmp / f"{name}-{engine}.parquet"
+                wall, peaks = run_tag(tmp / name, out, *options)
+                tagged = pq.read_table(out)["tagged"].to_pylist()
+                steady = (len(tagged) - 1) / (max(tagged) - min(tagged)) if len(tagged) > 2 else float("nan")
                 workers = sorted(peaks.values(), reverse=True)[:cores]
                 print(f"| {name} | `tag --engine {engine} --workers {cores}` | {wall:.1f} s | {len(paths) / wall:.2f} | "
                       f"{audio / 3600 / wall:.3f} | {len(paths) / wall / reference:.0%} | "
-                      f"{', '.join(f'{p / 2**20:.0f}' for p in workers)} MB |")
+                      f"{steady:.2f} ({steady / reference:.0%}) | {', '.join(f'{p / 2**20:.0f}' for p in workers)} MB |")
 
 
 if __name__ == "__main__":

@@ -219,13 +219,17 @@ class Recognizer:
     ``threshold`` overrides every per-label threshold stored in the model: the clip thresholds that
     decide which instruments are detected and the frame thresholds that draw their timelines (models
     saved without frame thresholds use their clip thresholds for both). ``strict`` turns decoding
-    warnings (a file that ends before its header says) into ``AudioError``.
+    warnings (a file that ends before its header says) into ``AudioError``. ``threads``: batches of
+    windows an ONNX model computes at once (default: one per core, at most 4; 1 where processes of
+    their own share the cores, as ``tag``'s workers do).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threshold: float | None = None,
-                 strict: bool = False):
+                 strict: bool = False, threads: int | None = None):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ParameterError(f"threshold must be in 0..1, got {threshold}")
+        if threads is not None and threads < 1:
+            raise ParameterError(f"threads must be at least 1, got {threads}")
         self.model_path = Path(model) if model is not None else default_onnx_path()
         self.strict = strict
         if self.model_path.suffix == ".onnx":
@@ -235,6 +239,7 @@ class Recognizer:
         else:
             self._backend = _TorchNetwork(self.model_path)
         self.meta, self.network = self._backend.meta, self._backend.network
+        self.threads = threads if threads is not None and self.model_path.suffix == ".onnx" else self._backend.batches_at_once
         self.labels: list[str] = self._backend.labels
         stored = self.meta["thresholds"]
         stored_frames = self.meta.get("frame_thresholds", stored)
@@ -306,7 +311,7 @@ class Recognizer:
         # OpenBLAS stays on one thread: its own threads for each batch's mel product spin between
         # products and take the cores from the batches and the decoder (an hour of audio: 2.0 s of
         # batches -> 1.15 s on 2 cores).
-        threads = self._backend.batches_at_once
+        threads = self.threads
         with blas_on_one_thread(), ThreadPoolExecutor(threads) as pool:
             in_flight: deque[Future] = deque()
             batch: list[tuple[np.ndarray, float, bool]] = []
