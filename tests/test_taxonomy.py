@@ -87,3 +87,13 @@ def test_docs_taxonomy_is_the_generated_text():
     doc = Path(__file__).parents[1] / "docs" / "TAXONOMY.md"
     assert doc.read_text() == tx.to_markdown(), "regenerate with: timbrescope taxonomy > docs/TAXONOMY.md"
     assert "| 40 | Violin | violin | acoustic |" in doc.read_text()
+
+
+def test_each_label_has_the_source_most_of_its_programs_have():
+    source_of = tx.source_of
+    assert {label: source_of(label) for label in tx.labels() if source_of(label) != "acoustic"} == {
+        "electric_piano": "electronic", "clavinet": "electronic", "organ": "electronic",
+        "electric_guitar": "electronic", "electric_bass": "electronic", "synth_lead": "synthetic",
+        "synth_pad": "synthetic", "synth_bass": "synthetic"}
+    assert source_of("Drum Kit") == "acoustic" and source_of("ukulele") == "acoustic"
+    assert set(map(source_of, tx.labels())) <= set(tx.SOURCES)

@@ -41,7 +41,7 @@ from timbrescope.audio import is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.features import FrontendConfig, log_mel
 from timbrescope.intervals import join_intervals, runs
-from timbrescope.taxonomy import TAXONOMY_VERSION, families, target_family
+from timbrescope.taxonomy import SOURCES, TAXONOMY_VERSION, families, source_of, target_family
 from timbrescope.timeline import DecisionRule, active_frames
 
 BATCH_WINDOWS = 8  # windows per forward pass: larger is barely faster and costs ~15 MB per window
@@ -194,6 +194,7 @@ class Result:
     composers: list[dict] | None = None
     active: np.ndarray | None = field(default=None, repr=False)  # bool [frames, labels]: the timeline's frames
     warnings: list[str] = field(default_factory=list)  # what decoding noticed (a file that ends early)
+    sources: list[dict] = field(default_factory=list)  # acoustic/electronic/synthetic: each one's best label score
 
     def detected(self) -> list[dict]:
         """Instruments whose score reaches their threshold, highest first."""
@@ -202,8 +203,8 @@ class Result:
     def to_dict(self, frames: bool = False) -> dict:
         instruments = [{**item, "detected": item["score"] >= self.thresholds[item["label"]]} for item in self.instruments]
         result = {"path": self.path, "duration": round(self.duration, 3), "model": self.model,
-                  "instruments": instruments, "families": self.families, "segments": self.segments,
-                  "warnings": self.warnings}
+                  "instruments": instruments, "families": self.families, "sources": self.sources,
+                  "segments": self.segments, "warnings": self.warnings}
         if self.composers is not None:  # models with a composer head only
             result["composers"] = self.composers
         if frames:
@@ -332,11 +333,8 @@ class Recognizer:
         clip = [round(float(score), 4) for score in np.max(np.stack(clip_probs), axis=0)]
         instruments = sorted(({"label": label, "family": target_family(label), "score": clip[i]}
                               for i, label in enumerate(self.labels)), key=lambda item: -item["score"])
-        family_scores = {}
-        for item in instruments:
-            family_scores[item["family"]] = max(family_scores.get(item["family"], 0.0), item["score"])
-        family_list = sorted(({"label": name, "score": family_scores[name]} for name in families()
-                              if name in family_scores), key=lambda item: -item["score"])
+        family_list = _grouped(instruments, lambda item: item["family"], families())
+        source_list = _grouped(instruments, lambda item: source_of(item["label"]), list(SOURCES))
         times = np.arange(len(frames)) * self.hop_seconds
         clip_thresholds, frame_thresholds = self.threshold_arrays()
         detected = np.concatenate([np.broadcast_to(window >= clip_thresholds, window_frames.shape)
@@ -349,7 +347,7 @@ class Recognizer:
                                key=lambda item: -item["score"])
         return Result(path, duration, self.meta["path"] if self.model_path != default_onnx_path() else "default",
                       instruments, family_list, self._segments(frames, active), frames, times, self.labels,
-                      self.thresholds, composers, active, list(found))
+                      self.thresholds, composers, active, list(found), source_list)
 
     def _windows(self, blocks):
         """Regroup audio blocks into (window, seconds of new audio, new audio is at the end) triples:
@@ -405,6 +403,14 @@ class Recognizer:
                                      "end": round(b * self.hop_seconds, 3),
                                      "score": round(float(frames[a:b, j].mean()), 4)})
         return sorted(segments, key=lambda s: (s["start"], s["label"]))
+
+
+def _grouped(instruments: list[dict], group: Callable[[dict], str], order: list[str]) -> list[dict]:
+    """``[{"label": group, "score": its best member's score}]``, best first (ties in ``order``)."""
+    best: dict[str, float] = {}
+    for item in instruments:
+        best[group(item)] = max(best.get(group(item), 0.0), item["score"])
+    return sorted(({"label": name, "score": best[name]} for name in order if name in best), key=lambda g: -g["score"])
 
 
 def identify(source: str | os.PathLike | np.ndarray, sr: int | None = None, model: str | None = None) -> Result:

@@ -9,6 +9,7 @@ import soundfile as sf
 from timbrescope.cli import main
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.inference import Recognizer, audio_files
+from timbrescope.taxonomy import source_of
 from timbrescope.timeline import median_over_time
 from timbrescope.train.loop import TrainConfig, train
 
@@ -72,7 +73,7 @@ def test_timeline_keeps_a_label_to_the_windows_that_detect_it(checkpoint):
 def test_identify_json_contract(checkpoint, example, capsys):
     assert main(["identify", "--json", "--frames", "--checkpoint", str(checkpoint), str(example)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert list(result) == ["path", "duration", "model", "instruments", "families", "segments", "warnings",
+    assert list(result) == ["path", "duration", "model", "instruments", "families", "sources", "segments", "warnings",
                             "frames", "frame_times"]
     assert result["path"] == str(example) and result["duration"] == 12.0
     labels = Recognizer(checkpoint).labels
@@ -84,6 +85,10 @@ def test_identify_json_contract(checkpoint, example, capsys):
     assert [i["detected"] for i in result["instruments"]] == [i["score"] >= thresholds[i["label"]]
                                                                for i in result["instruments"]]
     assert result["families"][0]["score"] == max(scores)
+    by_source = {}
+    for item in result["instruments"]:
+        by_source[source_of(item["label"])] = max(by_source.get(source_of(item["label"]), 0.0), item["score"])
+    assert result["sources"] == sorted(({"label": k, "score": v} for k, v in by_source.items()), key=lambda s: -s["score"])
     assert len(result["frames"]) == len(result["frame_times"]) == 300 and len(result["frames"][0]) == len(labels)
     for seg in result["segments"]:
         assert set(seg) == {"label", "start", "end", "score"} and 0 <= seg["start"] < seg["end"] <= 12.0

@@ -15,6 +15,7 @@ import soundfile as sf
 from timbrescope.cli import main
 from timbrescope.inference import Recognizer
 from timbrescope.tagging.table import SEGMENT_SCHEMA, read_table, row_schema
+from timbrescope.taxonomy import source_of
 
 from audio_corpus import BAD, WARNED, build, tone
 
@@ -47,8 +48,8 @@ def test_every_file_is_a_row_and_bad_ones_record_their_error(folder, tmp_path, c
                    and not p.is_dir())
     rows = _rows(out)
     assert sorted(rows) == files and len(files) == 12
-    assert list(pq.read_table(out).column_names[:8]) == ["path", "size", "mtime", "duration", "format", "model",
-                                                         "detected", "families"]
+    assert list(pq.read_table(out).column_names[:9]) == ["path", "size", "mtime", "duration", "format", "model",
+                                                         "detected", "families", "sources"]
     failed = {path for path, row in rows.items() if row["error"]}
     assert {os.path.basename(p) for p in failed} == {"notes.wav", "empty.wav", "noise.wav", "dangling.wav"}
     for path, row in rows.items():
@@ -64,6 +65,7 @@ def test_every_file_is_a_row_and_bad_ones_record_their_error(folder, tmp_path, c
     assert example["score_violin"] == pytest.approx(identified.instruments[[i["label"] for i in identified.instruments]
                                                                            .index("violin")]["score"], abs=1e-4)
     assert example["format"] == "WAV" and example["model"] == "default" and example["duration"] == 12.0
+    assert example["sources"] == sorted({source_of(label) for label in example["detected"]})
     assert rows[str(folder / "linked.wav")]["detected"] == example["detected"]
     assert any(row["warnings"] for row in rows.values())  # a short file warns and is tagged
     segs = read_table(segments, SEGMENT_SCHEMA).to_pylist()

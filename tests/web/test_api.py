@@ -72,6 +72,7 @@ def test_model_and_health_describe_the_served_model(client, recognizer):
     model = client.get("/api/v1/model").json()
     assert model["labels"] == recognizer.labels and model["name"] == "timbrenet-default.onnx"
     assert model["thresholds"] == recognizer.thresholds and model["families"]["violin"] == "bowed_string"
+    assert model["sources"]["organ"] == "electronic" and model["sources"]["violin"] == "acoustic"
     assert model["decision"]["window_seconds"] == 5.0
     assert client.get("/api/v1/health").json() | {"waiting": 0} == {
         "status": "ok", "version": model["version"], "workers": 1, "waiting": 0, "queue": 64, "library": True}

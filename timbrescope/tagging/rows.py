@@ -8,13 +8,14 @@ from timbrescope.audio import info
 from timbrescope.errors import TimbrescopeError
 from timbrescope.inference import Recognizer, default_onnx_path
 from timbrescope.tagging.table import stat
+from timbrescope.taxonomy import source_of
 
 
 def tag_file(recognizer: Recognizer, path: str) -> tuple[dict, list[dict]]:
     """Identify ``path``; a file that fails is a row with its one-line ``error`` (never an exception)."""
     size, mtime = stat(path)
     row = {"path": path, "size": size, "mtime": mtime, "duration": None, "format": None, "model": model_name(recognizer),
-           "detected": [], "families": [], **{f"score_{label}": None for label in recognizer.labels},
+           "detected": [], "families": [], "sources": [], **{f"score_{label}": None for label in recognizer.labels},
            "warnings": [], "error": None}
     segments: list[dict] = []
     try:
@@ -29,6 +30,7 @@ def tag_file(recognizer: Recognizer, path: str) -> tuple[dict, list[dict]]:
         row.update(duration=round(result.duration, 3), warnings=result.warnings,
                    detected=[item["label"] for item in detected],
                    families=sorted({item["family"] for item in detected}),
+                   sources=sorted({source_of(item["label"]) for item in detected}),
                    **{f"score_{item['label']}": item["score"] for item in result.instruments})
         segments = result.segments
     row["tagged"] = time.time()

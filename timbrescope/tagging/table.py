@@ -1,7 +1,7 @@
 """The tag table: one row per file, its segments, and how a run keeps them safe until the output is written.
 
 Columns of a row: ``path``, ``size`` (bytes), ``mtime`` (seconds since the epoch), ``duration`` (seconds,
-decoded), ``format``, ``model``, ``detected`` and ``families`` (lists), ``score_<label>`` for every label of
+decoded), ``format``, ``model``, ``detected``, ``families`` and ``sources`` (lists), ``score_<label>`` for every label of
 the model, ``warnings`` (list), ``error`` (null unless the file failed) and ``tagged`` (when it was tagged,
 seconds since the epoch). A segment row: ``path``, ``tagged``, ``label``, ``start``, ``end``, ``score``.
 
@@ -32,7 +32,7 @@ from timbrescope.fileio import atomic_write
 
 FORMATS = (".parquet", ".csv", ".jsonl")
 PART_ROWS = 2000  # files per Parquet part
-LISTS = ("detected", "families", "warnings")
+LISTS = ("detected", "families", "sources", "warnings")
 
 
 def row_schema(labels: list[str]) -> pa.Schema:
@@ -40,6 +40,7 @@ def row_schema(labels: list[str]) -> pa.Schema:
     return pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
                       ("duration", pa.float64()), ("format", pa.string()), ("model", pa.string()),
                       ("detected", pa.list_(pa.string())), ("families", pa.list_(pa.string())),
+                      ("sources", pa.list_(pa.string())),
                       *[(f"score_{label}", pa.float32()) for label in labels],
                       ("warnings", pa.list_(pa.string())), ("error", pa.string()), ("tagged", pa.float64())])
 

@@ -31,7 +31,7 @@ from timbrescope import __version__
 from timbrescope.audio import info
 from timbrescope.errors import AudioError, TimbrescopeError
 from timbrescope.inference import Recognizer
-from timbrescope.taxonomy import TAXONOMY_VERSION, target_family
+from timbrescope.taxonomy import TAXONOMY_VERSION, source_of, target_family
 from timbrescope.timeline import result_csv
 from timbrescope.web.jobs import Job, JobQueue, QueueFull
 from timbrescope.web.library import Library, PathMissing, PathRefused
@@ -193,10 +193,11 @@ def create_app(settings: ServeSettings, recognizer: Recognizer | None = None):
 
     @app.get(f"{API}/model")
     async def model() -> dict:
-        """The model's name, labels, families, thresholds and decision rule."""
+        """The model's name, labels, their families and sources, thresholds and decision rule."""
         return {"name": Path(recognizer.meta["path"]).name, "version": __version__,
                 "architecture": recognizer.meta.get("model"), "taxonomy_version": TAXONOMY_VERSION,
                 "labels": recognizer.labels, "families": {label: target_family(label) for label in recognizer.labels},
+                "sources": {label: source_of(label) for label in recognizer.labels},
                 "thresholds": recognizer.thresholds, "frame_thresholds": recognizer.frame_thresholds,
                 "hop_seconds": recognizer.hop_seconds, "decision": vars(recognizer.rule)}
 

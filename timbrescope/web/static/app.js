@@ -172,6 +172,7 @@ async function render(job, bytes) {
   bars($("instruments"), detected.length ? detected : [], false);
   if (!detected.length) $("instruments").textContent = "no instrument detected";
   bars($("families"), result.families.filter((f) => detected.some((i) => i.family === f.label)), false);
+  bars($("sources"), (result.sources || []).filter((s) => detected.some((i) => model.sources[i.label] === s.label)), false);
   bars($("scores"), result.instruments, true);
   lanes(result);
   $("end").textContent = `${result.duration.toFixed(1)} s`;
@@ -187,6 +188,7 @@ async function render(job, bytes) {
 }
 
 const timeline = { duration: 0 };
+let model = { sources: {} };
 function trackBox() {
   const track = document.querySelector("#timeline .lane.wave .track");
   return { left: track.offsetLeft, width: track.clientWidth, rect: track.getBoundingClientRect() };
@@ -254,7 +256,8 @@ $("search").addEventListener("submit", async (e) => {
 
 (async function start() {
   try {
-    const [model, health] = await Promise.all([getJson(`${API}/model`), getJson(`${API}/health`)]);
+    const [served, health] = await Promise.all([getJson(`${API}/model`), getJson(`${API}/health`)]);
+    model = served;
     $("model").textContent = `model ${model.name} · timbrescope ${model.version} · ${model.labels.length} instruments`;
     if (health.library) { show("library", true); browse(""); }
   } catch (e) { fail(e.message); }
