@@ -73,6 +73,8 @@ def run_ray(files: list[str], checkpoint: str | None, workers: int | None, addre
     """Tag ``files`` on a Ray cluster (``address``; None starts a local instance): Ray Data over the
     file list, ``workers`` actors (default: one per CPU of the cluster) with one model each, their
     rows written as Parquet files under ``folder`` (on storage every node shares)."""
+    if quiet:  # Ray Data's own progress and info lines (read when ray.data configures its logging)
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     try:
         import ray
     except ImportError:
