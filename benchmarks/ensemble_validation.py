@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/ensemble_validation.py --data CORPUS [--split validation] CKPT [CKPT ...]
 Scores every clip of the split with each model through `Recognizer.identify` (the product's own
-path), averages the clip probabilities, and prints clip mAP and single-instrument top-1 of each
+path), averages the clip probabilities (over the labels every model has), and prints clip mAP and single-instrument top-1 of each
 member and of the average as Markdown. The ensemble is a measurement, not a product: N networks cost
 N times the inference time.
 """
@@ -35,15 +35,15 @@ def main() -> None:
     args = parser.parse_args()
     examples = open_dataset(args.data).sample(args.split, None, 0)
     recognizers = [Recognizer(path) for path in args.models]
-    labels = recognizers[0].labels
-    if any(r.labels != labels for r in recognizers):
-        raise SystemExit("error: the models do not share one label list")
+    labels = [label for label in recognizers[0].labels if all(label in r.labels for r in recognizers)]
+    if len(labels) < max(len(r.labels) for r in recognizers):
+        print(f"(scored on the {len(labels)} labels every model has)\n")
     all_scores = []
     for recognizer in recognizers:
         scored, skipped = score_examples(recognizer, examples)
         if skipped:
             raise SystemExit(f"error: {len(skipped)} clips could not be scored, e.g. {skipped[0]}")
-        all_scores.append(scored.scores)
+        all_scores.append(scored.scores[:, [recognizer.labels.index(label) for label in labels]])
     truth = np.stack([clip_target(ex.labels, labels) for ex in examples])
     print(f"{len(examples)} clips of {args.data} [{args.split}]\n")
     print("| model | clip mAP | single-instrument top-1 |\n|---|---|---|")
