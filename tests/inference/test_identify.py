@@ -273,3 +273,19 @@ def test_the_decision_rule_travels_in_the_checkpoint(checkpoint, example, tmp_pa
     recognizer = Recognizer(tmp_path / "rule.ckpt")
     assert recognizer.rule == strict
     assert Recognizer(checkpoint).identify(example).segments and not recognizer.identify(example).segments
+
+
+def test_progress_reports_the_seconds_decoded_and_can_stop_the_analysis(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "long.wav"
+    sf.write(path, 0.1 * np.sin(np.arange(22050 * 150) * 0.05).astype(np.float32), 22050)
+    seen = []
+    result = Recognizer().identify(path, progress=seen.append)
+    assert seen == pytest.approx([60.0, 120.0, 150.0], abs=0.01) and result.duration == pytest.approx(150.0)
+
+    def stop(seconds):
+        raise AudioError(f"stopped at {seconds:.0f} s")
+
+    with pytest.raises(AudioError, match="stopped at 60 s"):
+        Recognizer().identify(path, progress=stop)
