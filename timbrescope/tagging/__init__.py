@@ -35,9 +35,9 @@ def tag(paths: list[str], out: str | os.PathLike, workers: int | None = None, se
         checkpoint: str | None = None, engine: str = "local", address: str | None = None, quiet: bool = True,
         progress: Callable[[int, int, float], None] | None = None) -> Summary:
     """Tag the audio files of ``paths`` (folders walked) into ``out`` (and their segments into
-    ``segments``). Files already in ``out`` with the same size and mtime are skipped; the others are
-    tagged by ``workers`` processes (default: the cores) or, with ``engine="ray"``, on the Ray cluster
-    at ``address``. ``progress(done, total, seconds of audio)`` follows the local engine."""
+    ``segments``). Files already in ``out`` with the same size and mtime and no error are skipped; the
+    others are tagged by ``workers`` processes (default: the cores) or, with ``engine="ray"``, on the
+    Ray cluster at ``address``. ``progress(done, total, seconds of audio)`` follows the local engine."""
     out = Path(out)
     segments = Path(segments) if segments is not None else None
     for path in (out, segments):
