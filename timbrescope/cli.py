@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -299,9 +300,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(args.checkpoint, args.library, args.max_upload_mb, args.workers, args.queue,
                              tuple(args.cors))
     app = create_app(settings)
-    print(f"timbrescope: serving on http://{args.host}:{args.port} (API docs: /docs; Ctrl-C stops)",
-          file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((args.host, args.port))
+    except (OSError, OverflowError) as exc:
+        raise ParameterError(f"cannot listen on {args.host}:{args.port}: {getattr(exc, 'strerror', None) or exc}") from None
+    port = listener.getsockname()[1]
+    print(f"timbrescope: serving on http://{args.host}:{port} (API docs: /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=5)).run(sockets=[listener])
+    except KeyboardInterrupt:  # Ctrl-C is how a server stops: uvicorn has shut down cleanly, then re-raised it
+        pass
     return 0
 
 
@@ -457,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="the web page and HTTP API (FastAPI + uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="0: any free port (the one taken is printed)")
     serve.add_argument("--checkpoint", default=None, metavar="CKPT|ONNX",
                        help="a .ckpt checkpoint or an exported .onnx model (default: the shipped model)")
     serve.add_argument("--library", default=None, metavar="DIR", help="a folder of audio files to browse and analyse")

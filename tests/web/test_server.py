@@ -5,7 +5,6 @@ screen, and the README's screenshot."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +24,13 @@ def server(tmp_path_factory, example):
     (library / "takes").mkdir(parents=True)
     temp.mkdir()
     shutil.copy(example, library / "takes" / "trio.wav")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "timbrescope", "serve", "--port", str(port), "--library", str(library),
+        [sys.executable, "-m", "timbrescope", "serve", "--port", "0", "--library", str(library),
          "--max-upload-mb", "2", "--workers", "2"],
         env={**os.environ, "TMPDIR": str(temp)}, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    first = process.stderr.readline()  # "timbrescope: serving on http://127.0.0.1:PORT (…)"
+    assert first.startswith("timbrescope: serving on http://127.0.0.1:"), first + process.stderr.read()
+    url = first.split()[3]
     for _ in range(300):
         try:
             if httpx.get(f"{url}/api/v1/health").status_code == 200:
@@ -44,8 +42,7 @@ def server(tmp_path_factory, example):
         raise AssertionError(process.stderr.read())
     yield url, example
     process.send_signal(signal.SIGINT)
-    assert process.wait(30) == 0
-    assert f"serving on {url}" in process.stderr.read()
+    assert process.wait(30) == 0 and process.stderr.read() == ""
     assert [p for p in temp.iterdir() if p.name.startswith("timbrescope")] == []  # the uploads went with it
 
 
@@ -65,6 +62,10 @@ def test_a_real_server_identifies_uploads_and_refuses_what_it_must(server):
             request.url = httpx.URL(f"{url}/api/v1/library/audio?path={raw}")
             assert client.send(request).status_code == 403, raw
     assert httpx.get(f"{url}/api/v1/library/audio", params={"path": "takes/trio.wav"}).content == example.read_bytes()
+    taken = subprocess.run([sys.executable, "-m", "timbrescope", "serve", "--port", url.rsplit(":", 1)[1]],
+                           capture_output=True, text=True, timeout=60)
+    assert taken.returncode == 2 and taken.stderr == (
+        f"timbrescope: error: cannot listen on 127.0.0.1:{url.rsplit(':', 1)[1]}: Address already in use\n")
 
 
 def _chromium(width: int = 1200, height: int = 1000):
