@@ -283,7 +283,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                       args.quiet, advance)
     finally:
         bar.close()
-    print(f"{args.out}: {summary.rows} file{'' if summary.rows == 1 else 's'}; tagged now {summary.tagged} ({summary.failed} failed, "
+    files = f"{summary.rows} file{'' if summary.rows == 1 else 's'}"
+    print(f"{args.out}: {files}; tagged now {summary.tagged} ({summary.failed} failed, "
           f"{summary.hours:.2f} h of audio), {summary.skipped} unchanged skipped")
     if summary.per_label:
         print("files per label: " + ", ".join(f"{label} {n}" for label, n in summary.per_label.most_common()))
