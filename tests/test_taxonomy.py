@@ -96,4 +96,5 @@ def test_each_label_has_the_source_most_of_its_programs_have():
         "electric_guitar": "electronic", "electric_bass": "electronic", "synth_lead": "synthetic",
         "synth_pad": "synthetic", "synth_bass": "synthetic"}
     assert source_of("Drum Kit") == "acoustic" and source_of("ukulele") == "acoustic"
+    assert source_of("synth") == "synthetic" and source_of("brass") == "acoustic"  # family targets (NSynth's)
     assert set(map(source_of, tx.labels())) <= set(tx.SOURCES)

@@ -279,15 +279,20 @@ def target_members(target: str) -> list[str]:
     return list(FAMILIES[target]) if target in FAMILIES and target not in _FAMILY_OF else [target]
 
 
-def source_of(label: str) -> str:
+def source_of(target: str) -> str:
     """How a label's sound is usually made, in NSynth's classes (``SOURCES``): the most common source
     among the General-MIDI programs that render it (organ: electronic, 3 of 5; electric piano:
     electronic, 2 of 3; drum kit: the acoustic channel-10 kit), acoustic for a label no program renders
-    (mandolin, ukulele)."""
-    label = canonical_label(label)
-    if label == GM_DRUM_KIT.label:
-        return GM_DRUM_KIT.source
-    found = [p.source for p in programs_for(label)] or [_A]
+    (mandolin, ukulele). A family target (a model trained on NSynth's families has them as labels):
+    the most common source of its labels."""
+    target = canonical_target(target)
+    members = target_members(target)
+    if members != [target]:
+        found = [source_of(label) for label in members]
+    elif target == GM_DRUM_KIT.label:
+        found = [GM_DRUM_KIT.source]
+    else:
+        found = [p.source for p in programs_for(target)] or [_A]
     return max(SOURCES, key=found.count)
 
 
