@@ -120,6 +120,19 @@ def test_an_output_of_another_model_or_format_is_refused(folder, tmp_path, check
     assert "its columns are not this model's tag table" in capsys.readouterr().err
 
 
+def test_a_second_run_on_the_same_output_at_once_is_refused(folder, tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "tags.parquet"
+    with open(f"{out}.lock", "a") as held:  # what a running `tag` holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["tag", str(folder / "nested"), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith("another tag run is writing it; wait for it or use another --out")
+    assert not out.exists()
+    assert main(["tag", str(folder / "nested"), "--out", str(out), "--quiet"]) == 0  # released: it runs
+    assert out.exists() and not (tmp_path / "tags.parquet.lock").exists()
+
+
 def test_a_run_killed_with_sigkill_resumes_and_tags_every_file_exactly_once(tmp_path):
     library = tmp_path / "lib"
     library.mkdir()

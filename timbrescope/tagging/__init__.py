@@ -4,9 +4,11 @@ cluster (``engines``)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,30 @@ def tag(paths: list[str], out: str | os.PathLike, workers: int | None = None, se
     if workers is not None and workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {workers}")
     files = [str(Path(p).absolute()) for p in audio_files(paths)]
+    with _only_run(out):
+        return _tag(files, out, segments, workers, checkpoint, engine, address, quiet, progress)
+
+
+@contextmanager
+def _only_run(out: Path):
+    """Hold ``OUT.lock`` (an advisory lock the kernel releases when the process dies, SIGKILL included)
+    so that a second run writing ``out`` at the same time stops with an error."""
+    lock = Path(f"{out}.lock")
+    handle = open(lock, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ParameterError(f"{out}: another tag run is writing it; wait for it or use another --out") from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
+
+
+def _tag(files: list[str], out: Path, segments: Path | None, workers: int | None, checkpoint: str | None,
+         engine: str, address: str | None, quiet: bool, progress) -> Summary:
     recognizer = Recognizer(checkpoint)
     model = model_name(recognizer)
     store = Store(out, segments, recognizer.labels)
