@@ -57,8 +57,9 @@ class ServeSettings:
 
 
 class UploadLimit:
-    """ASGI middleware: a request body over ``limit`` bytes is answered 413 (by its Content-Length at
-    once, else as soon as the bytes received pass it) and never reaches the app whole."""
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 (by its Content-Length
+    before the app sees it, else as soon as the bytes received pass it) and never reaches the app whole;
+    the rest of the body is read and dropped (``_drain``) so that the client receives the answer."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -67,16 +68,19 @@ class UploadLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await _send_error(send, 413 if declared.isdigit() else 400, self._message()
-                                     if declared.isdigit() else "bad Content-Length")
-        received, over, started = 0, False, False
+        if declared is not None and not declared.isdigit():
+            return await _send_error(send, 400, "bad Content-Length")
+        if declared is not None and int(declared) > self.limit:
+            await _drain(receive)
+            return await _send_error(send, 413, self._message())
+        received, over, started, ended = 0, False, False, False
 
         async def limited():
-            nonlocal received, over
+            nonlocal received, over, ended
             if over:
                 return {"type": "http.disconnect"}
             message = await receive()
+            ended = message["type"] != "http.request" or not message.get("more_body")
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 over = received > self.limit
@@ -96,10 +100,26 @@ class UploadLimit:
             if not over:
                 raise
         if over and not started:
+            if not ended:
+                await _drain(receive)
             await _send_error(send, 413, self._message())
 
     def _message(self) -> str:
         return f"the upload is larger than the server's limit of {self.limit / 2**20:g} MB"
+
+
+DRAIN_BYTES = 64 << 20  # what a refused upload may still send before the connection closes
+
+
+async def _drain(receive) -> None:
+    """Read and drop the rest of a refused request body (up to ``DRAIN_BYTES``): a connection closed
+    with unread bytes is reset, and the client may lose the 413 sent before it."""
+    left = DRAIN_BYTES
+    while left > 0:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
+        left -= len(message.get("body", b""))
 
 
 async def _send_error(send, status: int, message: str) -> None:
