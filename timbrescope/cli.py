@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -292,27 +291,14 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from timbrescope.web import ServeSettings, create_app
+    from timbrescope.web import ServeSettings, serve
 
     if args.workers < 1 or args.queue < 1 or args.max_upload_mb <= 0:
         raise ParameterError("--workers and --queue must be at least 1 and --max-upload-mb above 0")
     settings = ServeSettings(args.checkpoint, args.library, args.max_upload_mb, args.workers, args.queue,
                              tuple(args.cors))
-    app = create_app(settings)
-    listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((args.host, args.port))
-    except (OSError, OverflowError) as exc:
-        raise ParameterError(f"cannot listen on {args.host}:{args.port}: {getattr(exc, 'strerror', None) or exc}") from None
-    port = listener.getsockname()[1]
-    print(f"timbrescope: serving on http://{args.host}:{port} (API docs: /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
-    try:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=5)).run(sockets=[listener])
-    except KeyboardInterrupt:  # Ctrl-C is how a server stops: uvicorn has shut down cleanly, then re-raised it
-        pass
+    serve(settings, args.host, args.port,
+          lambda url: print(f"timbrescope: serving on {url} (API docs: /docs; Ctrl-C stops)", file=sys.stderr, flush=True))
     return 0
 
 

@@ -126,7 +126,7 @@ class Store:
     def done(self) -> dict[str, tuple[int, float, str]]:
         """Path -> (size, mtime, model) of every file already tagged without an error (output, parts
         and journals)."""
-        table = self._rows_table()
+        table = self._rows_table(self._journals())
         return {path: (size, mtime, model) for path, size, mtime, model, error in zip(
             *(table[name].to_pylist() for name in ("path", "size", "mtime", "model", "error"))) if error is None}
 
@@ -146,12 +146,13 @@ class Store:
         if self._journal:
             self._journal.close()
         keep = set(paths)
-        rows = self._rows_table()
+        entries = self._journals()  # read once for the rows and their segments
+        rows = self._rows_table(entries)
         rows = rows.filter(pa.array([p in keep for p in rows["path"].to_pylist()], pa.bool_())).sort_by("path")
         write_table(rows, self.out)
         if self.segments is not None:
             wanted = set(zip(rows["path"].to_pylist(), rows["tagged"].to_pylist()))
-            segs = self._segments_table()
+            segs = self._segments_table(entries)
             segs = segs.filter(pa.array([k in wanted for k in zip(segs["path"].to_pylist(), segs["tagged"].to_pylist())],
                                         pa.bool_())).sort_by([("path", "ascending"), ("start", "ascending")])
             write_table(segs, self.segments)
@@ -192,16 +193,16 @@ class Store:
                         for row, segments in zip(table["row"].to_pylist(), table["segments"].to_pylist())]
         return entries
 
-    def _rows_table(self) -> pa.Table:
+    def _rows_table(self, entries: list[dict]) -> pa.Table:
         tables = [read_table(self.out, self.schema)]
         tables += [pq.read_table(p).cast(self.schema) for p in sorted(self.folder.glob("rows-*.parquet"))]
-        tables.append(pa.Table.from_pylist([e["row"] for e in self._journals()], self.schema))
+        tables.append(pa.Table.from_pylist([e["row"] for e in entries], self.schema))
         return _latest(pa.concat_tables(tables))
 
-    def _segments_table(self) -> pa.Table:
+    def _segments_table(self, entries: list[dict]) -> pa.Table:
         tables = [read_table(self.segments, SEGMENT_SCHEMA)] if self.segments else []
         tables += [pq.read_table(p).cast(SEGMENT_SCHEMA) for p in sorted(self.folder.glob("segments-*.parquet"))]
-        tables.append(pa.Table.from_pylist([s for e in self._journals() for s in e["segments"]], SEGMENT_SCHEMA))
+        tables.append(pa.Table.from_pylist([s for e in entries for s in e["segments"]], SEGMENT_SCHEMA))
         return pa.concat_tables(tables)
 
 

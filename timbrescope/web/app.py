@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import tempfile
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -29,7 +31,7 @@ from starlette.exceptions import HTTPException
 
 from timbrescope import __version__
 from timbrescope.audio import info
-from timbrescope.errors import AudioError, TimbrescopeError
+from timbrescope.errors import AudioError, ParameterError, TimbrescopeError
 from timbrescope.inference import Recognizer
 from timbrescope.taxonomy import TAXONOMY_VERSION, source_of, target_family
 from timbrescope.timeline import result_csv
@@ -308,3 +310,22 @@ def _display_name(filename: str | None) -> str:
 def _ascii(name: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)[:100] or "result"
 
+
+def serve(settings: ServeSettings, host: str, port: int, started: Callable[[str], None]) -> None:
+    """Run the app on uvicorn at ``host:port`` (0: a free port) until Ctrl-C; ``started(url)`` once the
+    socket is bound. A port that cannot be bound is a ``ParameterError``, before any model is loaded."""
+    import uvicorn
+
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        listener.close()
+        raise ParameterError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    app = create_app(settings)
+    started(f"http://{host}:{listener.getsockname()[1]}")
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=5)).run(sockets=[listener])
+    except KeyboardInterrupt:  # Ctrl-C is how a server stops: uvicorn has shut down cleanly, then re-raised it
+        pass
