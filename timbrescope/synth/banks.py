@@ -71,6 +71,27 @@ GM_SOUNDFONTS = (
 )
 
 
+# More soundfonts of Debian packages, train banks of the ``extra`` sources: (name, file, package, labels);
+# a drum-kit-only soundfont plays its kit from preset 0 of bank 0 or 128 (whichever it has).
+EXTRA_SOUNDFONTS = (
+    ("a320u", "/usr/share/sounds/sf2/A320U.sf2", "denemo-data", None),
+    ("avl_black_pearl", "/usr/lib/lv2/avldrums.lv2/Black_Pearl_4_LV2.sf2", "avldrums.lv2-soundfont", ("drum_kit",)),
+    ("avl_red_zeppelin", "/usr/lib/lv2/avldrums.lv2/Red_Zeppelin_4_LV2.sf2", "avldrums.lv2-soundfont",
+     ("drum_kit",)),
+)
+
+
+def extra_soundfont_banks() -> list[Bank]:
+    """The ``EXTRA_SOUNDFONTS`` as train banks (DataError naming the package of a missing one)."""
+    banks = []
+    for name, path, package, playable in EXTRA_SOUNDFONTS:
+        if not Path(path).is_file():
+            raise DataError(f"soundfont {path} not found: install the Debian package {package} "
+                            f"(apt-get install {package}, or run `make setup`)")
+        banks.append(Bank(name, Path(path), "fluidsynth", "train", playable or tuple(renderable_labels()), package))
+    return banks
+
+
 def gm_banks(extra_soundfonts: list[Path] = (), names: list[str] | None = None) -> list[Bank]:
     """The Debian GM soundfonts (all, or those in ``names``) plus user soundfonts (train split).
 

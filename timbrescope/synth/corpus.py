@@ -33,10 +33,11 @@ import soundfile as sf
 
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_folder
-from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, festival_banks, freepats_bank, gm_banks,
-                                     hydrogen_banks, sfz_banks, stk_bank)
+from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, extra_soundfont_banks, festival_banks,
+                                     freepats_bank, gm_banks, hydrogen_banks, sfz_banks, stk_bank)
 from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
+from timbrescope.synth.multisample import multisample_banks
 from timbrescope.synth.render import Renderer
 from timbrescope.synth.scores import excerpt
 from timbrescope.taxonomy import TAXONOMY_VERSION, family_of, gm_program, programs_for
@@ -90,6 +91,7 @@ class Settings:
     soundfonts: tuple[str, ...] = ()
     stk: bool = False  # add the STK physical models as a train bank
     festival: bool = False  # add Festival's singing diphone voices as train banks (voice)
+    extra: bool = False  # add the extra Debian sources: more soundfonts and multisampled engines (multisample.py)
 
     def banks(self, cache: Path) -> list[Bank]:
         """Every bank these settings use; generated bank files (Hydrogen kits as SFZ) go to ``cache``."""
@@ -104,6 +106,9 @@ class Settings:
             banks.append(stk_bank())
         for folder in self.sfz_dirs:
             banks += sfz_banks(Path(folder))
+        if self.extra:
+            banks += extra_soundfont_banks()
+            banks += multisample_banks(cache, banks, Renderer)
         return banks
 
     def to_json(self) -> dict:
@@ -111,7 +116,8 @@ class Settings:
                 "sfz_dirs": [Path(d).name for d in self.sfz_dirs],
                 "soundfonts": [Path(p).name for p in self.soundfonts], "taxonomy_version": TAXONOMY_VERSION,
                 **({"stk": True} if self.stk else {}),  # absent when off: older corpora stay resumable
-                **({"festival": True} if self.festival else {})}
+                **({"festival": True} if self.festival else {}),
+                **({"extra": True} if self.extra else {})}
 
 
 @dataclass(frozen=True)

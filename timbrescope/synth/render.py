@@ -59,6 +59,7 @@ class _FluidSynthBank:
         self._sfid = self._fs.sfload(str(bank.path))
         if self._sfid < 0:
             raise DataError(f"{bank.path}: corrupt or unreadable soundfont")
+        self._drum_bank = 0 if bank.labels == ("drum_kit",) and not self._fs.sfpreset_name(self._sfid, 128, 0) else 128
         self._write_float = fluidsynth.cfunc(
             "fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
             ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
@@ -108,10 +109,10 @@ class _FluidSynthBank:
         left, right = out[0, start:stop], out[1, start:stop]
         self._write_float(self._fs.synth, stop - start, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
 
-    @staticmethod
-    def _route(program: int | None) -> tuple[int, int, int]:
-        """(channel, bank number, preset): the drum kit is bank 128 on channel 10."""
-        return (GM_DRUM_CHANNEL, 128, 0) if program is None else (0, 0, program)
+    def _route(self, program: int | None) -> tuple[int, int, int]:
+        """(channel, bank number, preset): the drum kit is bank 128 (or, in a kit-only soundfont, bank 0)
+        on channel 10."""
+        return (GM_DRUM_CHANNEL, self._drum_bank, 0) if program is None else (0, 0, program)
 
 
 def _ram_based_sfz(sfz: Path, folder: Path) -> Path:

@@ -1,0 +1,129 @@
+"""The extra sources of ``synth --extra``: multisampled instruments built from Debian engines (JACK/LV2,
+GrandOrgue pipes, DI guitar through LV2 amps and a cabinet), and the extra soundfonts."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from timbrescope.errors import DataError
+from timbrescope.synth import multisample
+from timbrescope.synth.banks import Bank, extra_soundfont_banks
+from timbrescope.synth.material import Note, Part
+from timbrescope.synth.multisample import INSTRUMENTS, Instrument, multisample_banks
+from timbrescope.synth.render import Renderer
+
+pytestmark = pytest.mark.system  # runs jackd, jalv, lv2apply, wvunpack
+
+
+def _instrument(name: str, **changes) -> Instrument:
+    return replace(next(i for i in INSTRUMENTS if i.name == name), **changes)
+
+
+def _level(y: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(y ** 2)) + 1e-12))
+
+
+def _play(bank: Bank, pitch: int, velocity: int = 100) -> np.ndarray:
+    return Renderer(22_050).render(bank, Part(bank.labels[0], [Note(pitch, velocity, 0.0, 1.0)]), None, 1.5)
+
+
+@pytest.fixture()
+def only(monkeypatch):
+    """Build just the given instruments."""
+    def select(*instruments: Instrument) -> None:
+        monkeypatch.setattr(multisample, "INSTRUMENTS", instruments)
+    return select
+
+
+def test_sfz_regions_split_keys_and_velocities_halfway():
+    regions = [{"sample": f"{k}_{v}.flac", "key": k, "velocity": v, "group": ""} for k in (40, 46) for v in (60, 110)]
+    text = multisample._sfz_text(regions)
+    assert "sample=40_60.flac pitch_keycenter=40 lokey=0 hikey=43 lovel=1 hivel=85" in text
+    assert "sample=46_110.flac pitch_keycenter=46 lokey=44 hikey=127 lovel=86 hivel=127" in text
+
+
+def test_jack_instrument_is_rendered_headless_into_a_playable_sfz(tmp_path, only):
+    organ = _instrument("setbfree_jazz", step=20)  # the multiples of 20 in the organ range: 40, 60, 80
+    only(organ)
+    [bank] = multisample_banks(tmp_path, [], Renderer)
+    assert (bank.name, bank.engine, bank.split, bank.labels) == ("setbfree_jazz", "sfizz", "train", ("organ",))
+    notes = sorted(path.name for path in (tmp_path / "setbfree_jazz").glob("*.flac"))
+    assert notes == ["040_v100.flac", "060_v100.flac", "080_v100.flac"]
+    for name in notes:
+        y, sr = sf.read(tmp_path / "setbfree_jazz" / name)
+        assert sr == 44_100 and len(y) == 4 * sr and _level(y[: sr]) > -40
+    assert _level(_play(bank, 60)) > -45  # sfizz plays it between the sampled keys
+    assert not any(tmp_path.glob(".setbfree_jazz-*"))  # the temporary build folder is gone
+    # built once: a second call reuses the folder
+    stamp = (tmp_path / "setbfree_jazz" / "setbfree_jazz.sfz").stat().st_mtime_ns
+    multisample_banks(tmp_path, [], Renderer)
+    assert (tmp_path / "setbfree_jazz" / "setbfree_jazz.sfz").stat().st_mtime_ns == stamp
+
+
+def test_electric_piano_through_an_lv2_effect_differs_from_the_dry_one(tmp_path, only):
+    dry = _instrument("mda_epiano", step=40, velocities=(100,))
+    wet = _instrument("mda_epiano_combo", step=40, velocities=(100,))
+    only(dry, wet)
+    multisample_banks(tmp_path, [], Renderer)
+    a, _ = sf.read(tmp_path / "mda_epiano" / "080_v100.flac")
+    b, _ = sf.read(tmp_path / "mda_epiano_combo" / "080_v100.flac")
+    assert _level(a) > -50 and _level(b) > -50
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.9  # the amp simulation changed the sound
+
+
+def test_di_guitar_is_reamped_through_pedal_amp_and_cabinet(tmp_path, only):
+    # a clean "DI guitar": a decaying harmonic tone sampled at E3, mapped over the whole range
+    sr = 44_100
+    t = np.arange(2 * sr) / sr
+    tone = sum(np.sin(2 * np.pi * 164.8 * h * t) / h for h in range(1, 6)) * np.exp(-2 * t) * 0.05
+    di = tmp_path / "di"
+    di.mkdir()
+    sf.write(di / "e3.wav", tone, sr)
+    (di / "di.sfz").write_text("<region> sample=e3.wav pitch_keycenter=52 lokey=40 hikey=70\n")
+    guitar = Bank("strat_di:strat_di_low", di / "di.sfz", "sfizz", "train", ("electric_guitar",))
+    crunch = _instrument("guitar_crunch", step=12, velocities=(100,))  # keys 48, 60, 72 (72 unplayable)
+    only(crunch)
+    [bank] = multisample_banks(tmp_path / "cache", [guitar], Renderer)
+    folder = tmp_path / "cache" / "guitar_crunch"
+    assert sorted(p.name for p in folder.glob("*.flac")) == ["strat_di_strat_di_low_048_v100.flac",
+                                                            "strat_di_strat_di_low_060_v100.flac"]
+    y, _ = sf.read(folder / "strat_di_strat_di_low_048_v100.flac")
+    assert _level(y) > -40
+    assert _level(_play(bank, 50)) > -50
+    # a held-out guitar is never re-amped: without a train DI guitar there is no reamp bank
+    held_out = replace(guitar, split="holdout")
+    assert multisample_banks(tmp_path / "other", [held_out], Renderer) == []
+
+
+def test_grandorgue_stops_are_decoded_and_layered(tmp_path, only):
+    only(_instrument("grandorgue_flutes"))
+    [bank] = multisample_banks(tmp_path, [], Renderer)
+    text = (tmp_path / "grandorgue_flutes" / "grandorgue_flutes.sfz").read_text()
+    assert text.count("<group>") == 2 and "Bourdon8_067.wav" in text and "FlHarm8_067.wav" in text
+    assert _level(_play(bank, 67)) > -50  # soft flue pipes; the corpus levels every part
+
+
+def test_a_missing_engine_is_a_one_line_error_and_leaves_nothing(tmp_path, only, monkeypatch):
+    monkeypatch.setattr(multisample, "GRANDORGUE", tmp_path / "absent")
+    only(_instrument("grandorgue_flutes"))
+    with pytest.raises(DataError, match="install the Debian packages grandorgue-demo"):
+        multisample_banks(tmp_path / "cache", [], Renderer)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_note_that_hangs_after_all_notes_off_fails_the_build():
+    with pytest.raises(DataError, match="a note hung"):
+        multisample._check_silent_after(INSTRUMENTS[0], np.full(44_100, 0.01, np.float32))
+    multisample._check_silent_after(INSTRUMENTS[0], np.zeros(44_100, np.float32))
+
+
+def test_extra_soundfonts_play_their_labels():
+    banks = {bank.name: bank for bank in extra_soundfont_banks()}
+    assert banks["avl_black_pearl"].labels == ("drum_kit",) and len(banks["a320u"].labels) > 40
+    renderer = Renderer(22_050)
+    kick = renderer.render(banks["avl_red_zeppelin"], Part("drum_kit", [Note(36, 110, 0.0, 0.5)]), None, 1.0)
+    assert _level(kick) > -40  # the kit-only soundfont's preset 0 of bank 0 plays on the drum channel
+    assert renderer.programs(banks["a320u"], "organ")
