@@ -18,7 +18,8 @@ HEADLINE = [("single_label", "accuracy", "accuracy (top-1)"), ("single_label", "
             ("multi_label", "f1_macro", "F1 macro"), ("multi_label", "f1_samples", "F1 samples"),
             ("multi_label", "exact_match", "exact match"), ("multi_label", "hamming_loss", "Hamming loss"),
             ("multi_label", "lrap", "label-ranking AP"), ("frames", "frame_f1_micro", "frame F1 (micro)"),
-            ("frames", "segment_f1_micro", "segment F1 (1 s, micro)"), ("composer", "accuracy", "composer accuracy")]
+            ("frames", "segment_f1_micro", "segment F1 (1 s, micro)"), ("composer", "accuracy", "composer accuracy"),
+            ("source", "accuracy", "source accuracy (acoustic / electronic / synthetic)")]
 
 
 def write_report(metrics: dict, details: dict, recognizer, out: Path) -> dict[str, Path]:
