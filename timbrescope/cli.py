@@ -71,7 +71,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     preset = resolve_preset(args.preset, args.clip_seconds)
     settings = Settings(preset, args.seed, effects=not args.no_effects, stems=args.stems,
                         sfz_dirs=tuple(args.sfz), soundfonts=tuple(args.soundfont), stk=args.stk,
-                        festival=args.festival, extra=args.extra)
+                        festival=args.festival, extra=args.extra, sinsy=args.sinsy)
     with _progress_bar(f"rendering {preset.name}", "clip", args.quiet) as advance:
         summary = build_corpus(args.out, settings, workers=args.workers, progress=advance)
     print(f"{args.out}: {summary['clips']} clips, {summary['hours']} h of audio")
@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--extra", action="store_true",
                        help="add the extra Debian sources (make setup installs them): A320U and AVL drum soundfonts, "
                             "LV2/JACK organs and electric pianos, the GrandOrgue pipe organ, DI guitar through amps")
+    synth.add_argument("--sinsy", action="store_true",
+                       help="add Sinsy's singing voice (pip install 'timbrescope[sing]') as a voice train bank")
     synth.add_argument("--clip-seconds", type=float, default=None)
     synth.add_argument("--no-effects", action="store_true", help="no recording-condition randomisation")
     synth.add_argument("--stems", action="store_true", help="also write each instrument's dry stem")

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from timbrescope.errors import DataError
 from timbrescope.synth import multisample
-from timbrescope.synth.banks import Bank, extra_soundfont_banks
+from timbrescope.synth.banks import Bank, extra_soundfont_banks, sinsy_bank
 from timbrescope.synth.material import Note, Part
 from timbrescope.synth.multisample import INSTRUMENTS, Instrument, multisample_banks
 from timbrescope.synth.render import Renderer
@@ -127,3 +127,29 @@ def test_extra_soundfonts_play_their_labels():
     kick = renderer.render(banks["avl_red_zeppelin"], Part("drum_kit", [Note(36, 110, 0.0, 0.5)]), None, 1.0)
     assert _level(kick) > -40  # the kit-only soundfont's preset 0 of bank 0 plays on the drum channel
     assert renderer.programs(banks["a320u"], "organ")
+
+
+def test_sinsy_sings_each_note_at_its_time_and_pitch():
+    import librosa
+
+    bank = sinsy_bank()
+    part = Part("voice", [Note(60, 100, 0.5, 1.5), Note(67, 100, 2.5, 3.5)])
+    y = Renderer(22_050).render(bank, part, None, 4.0)
+    assert len(y) == 4 * 22_050
+    seconds = lambda a, b: y[int(a * 22_050):int(b * 22_050)]  # noqa: E731
+    assert _level(seconds(0.7, 1.3)) > -40 and _level(seconds(2.7, 3.3)) > -40
+    assert _level(seconds(1.8, 2.3)) < _level(seconds(2.7, 3.3)) - 20  # the rest between them is quiet
+    f0, voiced, _ = librosa.pyin(seconds(2.7, 3.3), fmin=200, fmax=600, sr=22_050)
+    assert abs(12 * np.log2(np.nanmedian(f0[voiced]) / 392.0)) < 0.5  # G4, within half a semitone
+
+
+def test_extra_and_sinsy_settings_add_every_new_source(tmp_path, only):
+    from timbrescope.synth.corpus import Settings, resolve_preset
+
+    only(_instrument("yc20_combo", step=24))
+    settings = Settings(resolve_preset("tiny"), seed=0, extra=True, sinsy=True)
+    names = {bank.name: bank for bank in settings.banks(tmp_path)}
+    assert {"a320u", "avl_black_pearl", "avl_red_zeppelin", "sinsy-nitech_f001", "yc20_combo"} <= set(names)
+    assert names["yc20_combo"].engine == "sfizz" and names["sinsy-nitech_f001"].labels == ("voice",)
+    assert settings.to_json()["extra"] is settings.to_json()["sinsy"] is True
+    assert not {"extra", "sinsy"} & set(Settings(resolve_preset("tiny"), 0).to_json())  # older corpora resume

@@ -92,6 +92,12 @@ def extra_soundfont_banks() -> list[Bank]:
     return banks
 
 
+def sinsy_bank() -> Bank:
+    """Sinsy's singing voice (PyPI ``pysinsy``, the NITech SONG070 F001 voice of a real singer, CC-BY-3.0) as a
+    train bank of ``voice``: sung melodies beside Festival's diphones."""
+    return Bank("sinsy-nitech_f001", Path("pysinsy"), "sinsy", "train", ("voice",), "pysinsy (PyPI)", "CC-BY-3.0")
+
+
 def gm_banks(extra_soundfonts: list[Path] = (), names: list[str] | None = None) -> list[Bank]:
     """The Debian GM soundfonts (all, or those in ``names``) plus user soundfonts (train split).
 
@@ -210,8 +216,9 @@ def stk_bank() -> Bank:
     return Bank("stk", STK_DEMO, "stk", "train", tuple(STK_INSTRUMENTS), "stk")
 
 
-# Engines whose banks are recordings of real instruments or voices (drawn first, see corpus._pick_source).
-RECORDED_ENGINES = ("sfizz", "festival", "clip")
+# Engines whose banks are recordings of real instruments or voices, or a voice trained on a real singer
+# (drawn first, see corpus._pick_source).
+RECORDED_ENGINES = ("sfizz", "festival", "sinsy", "clip")
 
 TEXT2WAVE = Path("/usr/bin/text2wave")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")

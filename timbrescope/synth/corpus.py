@@ -34,7 +34,7 @@ import soundfile as sf
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_folder
 from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, extra_soundfont_banks, festival_banks,
-                                     freepats_bank, gm_banks, hydrogen_banks, sfz_banks, stk_bank)
+                                     freepats_bank, gm_banks, hydrogen_banks, sfz_banks, sinsy_bank, stk_bank)
 from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.multisample import multisample_banks
@@ -92,6 +92,7 @@ class Settings:
     stk: bool = False  # add the STK physical models as a train bank
     festival: bool = False  # add Festival's singing diphone voices as train banks (voice)
     extra: bool = False  # add the extra Debian sources: more soundfonts and multisampled engines (multisample.py)
+    sinsy: bool = False  # add Sinsy's singing voice (PyPI pysinsy) as a train bank (voice)
 
     def banks(self, cache: Path) -> list[Bank]:
         """Every bank these settings use; generated bank files (Hydrogen kits as SFZ) go to ``cache``."""
@@ -109,6 +110,8 @@ class Settings:
         if self.extra:
             banks += extra_soundfont_banks()
             banks += multisample_banks(cache, banks, Renderer)
+        if self.sinsy:
+            banks.append(sinsy_bank())
         return banks
 
     def to_json(self) -> dict:
@@ -117,7 +120,8 @@ class Settings:
                 "soundfonts": [Path(p).name for p in self.soundfonts], "taxonomy_version": TAXONOMY_VERSION,
                 **({"stk": True} if self.stk else {}),  # absent when off: older corpora stay resumable
                 **({"festival": True} if self.festival else {}),
-                **({"extra": True} if self.extra else {})}
+                **({"extra": True} if self.extra else {}),
+                **({"sinsy": True} if self.sinsy else {})}
 
 
 @dataclass(frozen=True)

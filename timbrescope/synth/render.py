@@ -267,17 +267,13 @@ class _FestivalBank:
         words = self.SYLLABLES[self._language]
         beats = 60.0 * FESTIVAL_BEAT_SCALE
         lines, now = [], 0.0
-        notes = sorted(part.notes, key=lambda note: note.start)
-        for i, note in enumerate(notes):
-            end = min(note.end, notes[i + 1].start) if i + 1 < len(notes) else note.end
-            if end - note.start < 0.05:
-                continue
-            if note.start > now + 0.01:
-                lines.append(f'<REST BEATS="{note.start - now:.3f}"></REST>')
+        for pitch, start, end in _sung(part):
+            if start > now + 0.01:
+                lines.append(f'<REST BEATS="{start - now:.3f}"></REST>')
             # Festival's octave numbers run one above scientific pitch (its G4 sings MIDI 55).
-            name = f"{self.NAMES[note.pitch % 12]}{note.pitch // 12}"
-            word = words[(note.pitch * 7 + round(note.start * 1000)) % len(words)]
-            lines.append(f'<DURATION BEATS="{end - note.start:.3f}"><PITCH NOTE="{name}">{word}</PITCH></DURATION>')
+            name = f"{self.NAMES[pitch % 12]}{pitch // 12}"
+            word = words[(pitch * 7 + round(start * 1000)) % len(words)]
+            lines.append(f'<DURATION BEATS="{end - start:.3f}"><PITCH NOTE="{name}">{word}</PITCH></DURATION>')
             now = end
         if not lines:
             return np.zeros(n, np.float32)
@@ -288,6 +284,82 @@ class _FestivalBank:
             lambda path, wav: [str(TEXT2WAVE), "-mode", "singing", "-eval", f"(voice_{self._voice})",
                                "-F", str(sr), "-o", str(wav), str(path)],
             f"festival ({self._voice}) on {part.label}", n)
+
+
+def _sung(part: Part) -> list[tuple[int, float, float]]:
+    """A part as one voice sings it: (pitch, start, end) in seconds, a note ending where the next begins,
+    notes shorter than 50 ms left out."""
+    notes = sorted(part.notes, key=lambda note: note.start)
+    sung = []
+    for i, note in enumerate(notes):
+        end = min(note.end, notes[i + 1].start) if i + 1 < len(notes) else note.end
+        if end - note.start >= 0.05:
+            sung.append((note.pitch, note.start, end))
+    return sung
+
+
+class _SinsyBank:
+    """Sinsy (PyPI ``pysinsy``): HMM singing synthesis with the NITech SONG070 F001 voice, trained on a real
+    female singer. A part becomes a MusicXML score at 60 BPM (a quarter note is one second) in one measure
+    long enough to hold it, one Japanese syllable per note (a function of pitch and start, so rendering
+    stays deterministic); Sinsy sings at 48 kHz, resampled to the corpus rate."""
+
+    SYLLABLES = ("ら", "あ", "の", "ま", "さ", "か", "た", "な", "は", "や", "お", "る", "み", "そ", "こ", "ね")
+    STEPS = (("C", 0), ("C", 1), ("D", 0), ("D", 1), ("E", 0), ("F", 0), ("F", 1), ("G", 0), ("G", 1), ("A", 0),
+             ("A", 1), ("B", 0))
+    DIVISIONS = 480  # per quarter note, i.e. per second
+    keys = range(55, 80)  # G3-G5
+
+    def __init__(self, bank: Bank, sr: int):
+        self._synthesize = _sinsy()
+
+    def render(self, part: Part, program: int | None, n: int, sr: int) -> np.ndarray:
+        notes, now = [], 0.0
+        for pitch, start, end in _sung(part):
+            if start > now + 0.01:
+                notes.append(f"<note><rest/><duration>{round((start - now) * self.DIVISIONS)}</duration></note>")
+            step, alter = self.STEPS[pitch % 12]
+            syllable = self.SYLLABLES[(pitch * 7 + round(start * 1000)) % len(self.SYLLABLES)]
+            notes.append(f"<note><pitch><step>{step}</step>{'<alter>1</alter>' if alter else ''}"
+                         f"<octave>{pitch // 12 - 1}</octave></pitch><duration>{round((end - start) * self.DIVISIONS)}"
+                         f"</duration><lyric><text>{syllable}</text></lyric></note>")
+            now = end
+        if not notes:
+            return np.zeros(n, np.float32)
+        beats = int(np.ceil(max(now, n / sr))) + 1  # Sinsy sings the measure's length, no more
+        score = ('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1"><part-list><score-part id="P1">'
+                 f'<part-name>voice</part-name></score-part></part-list><part id="P1"><measure number="1"><attributes>'
+                 f'<divisions>{self.DIVISIONS}</divisions><time><beats>{beats}</beats><beat-type>4</beat-type></time>'
+                 '</attributes><direction><direction-type><metronome><beat-unit>quarter</beat-unit><per-minute>60'
+                 '</per-minute></metronome></direction-type><sound tempo="60"/></direction>' + "".join(notes)
+                 + "</measure></part></score-partwise>\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "part.xml"
+            path.write_text(score, encoding="utf-8")
+            try:
+                audio, rate = self._synthesize(str(path))
+            except RuntimeError as exc:
+                raise DataError(f"sinsy on {part.label} failed: {exc}") from None
+        import soxr
+
+        audio = soxr.resample(np.asarray(audio, np.float64) / 32768.0, rate, sr).astype(np.float32)
+        out = np.zeros(n, np.float32)
+        out[: min(n, len(audio))] = audio[:n]
+        return out
+
+
+def _sinsy():
+    """``pysinsy.synthesize`` (its import prints deprecation warnings of pkg_resources: silenced)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pysinsy
+        except ImportError:
+            raise DataError("Sinsy singing needs pysinsy: pip install 'timbrescope[sing]' "
+                            "(it builds with cmake and g++)") from None
+    return pysinsy.synthesize
 
 
 def _run_program(score_name: str, write_score, command, what: str, n: int) -> np.ndarray:
@@ -358,9 +430,9 @@ class Renderer:
 
     def __init__(self, sr: int):
         self.sr = sr
-        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank | _ClipBank] = {}
+        self._loaded: dict[tuple[str, str], _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank | _SinsyBank | _ClipBank] = {}
 
-    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank | _ClipBank:
+    def _engine(self, bank: Bank) -> _FluidSynthBank | _SfizzBank | _TimidityBank | _StkBank | _FestivalBank | _SinsyBank | _ClipBank:
         key = (bank.engine, str(bank.path), bank.name)
         if key not in self._loaded:
             self._loaded[key] = _ENGINES[bank.engine](bank, self.sr)
@@ -369,16 +441,16 @@ class Renderer:
     def programs(self, bank: Bank, label: str) -> list[int | None]:
         """The programs of ``bank`` that play ``label``: GM program numbers, or [None] for the
         drum kit and for SFZ instruments (which play one thing)."""
-        if bank.engine in ("sfizz", "stk", "festival", "clip") or label == "drum_kit":
+        if bank.engine in ("sfizz", "stk", "festival", "sinsy", "clip") or label == "drum_kit":
             return [None] if label in bank.labels else []
         engine = self._engine(bank)
         return [p.number for p in programs_for(label) if engine.has_program(p.number)]
 
     def pitch_range(self, bank: Bank, label: str) -> tuple[int, int]:
         """The notes ``bank`` can play for ``label``: the label's range, narrowed to an SFZ's mapped keys
-        or a Festival voice's singing range."""
+        or a singing voice's range."""
         low, high = PLAYABLE_RANGE[label]
-        if bank.engine in ("sfizz", "festival") and label != "drum_kit":
+        if bank.engine in ("sfizz", "festival", "sinsy") and label != "drum_kit":
             keys = self._engine(bank).keys
             low, high = max(low, min(keys)), min(high, max(keys))
         return low, high
@@ -403,4 +475,4 @@ class Renderer:
 
 
 _ENGINES = {"fluidsynth": _FluidSynthBank, "sfizz": _SfizzBank, "timidity": _TimidityBank, "stk": _StkBank,
-            "festival": _FestivalBank, "clip": _ClipBank}
+            "festival": _FestivalBank, "sinsy": _SinsyBank, "clip": _ClipBank}
