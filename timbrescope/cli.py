@@ -140,7 +140,7 @@ def _cmd_tune_thresholds(args: argparse.Namespace) -> int:
     from timbrescope.train.loop import retune_thresholds
 
     out = args.out or args.checkpoint
-    result = retune_thresholds(args.checkpoint, args.data, out)
+    result = retune_thresholds(args.checkpoint, args.data, out, args.clip_floor)
     print(f"{out}: clip and frame thresholds of {len(result['thresholds'])} labels tuned on "
           f"{result['validation_clips']} validation clips ({result['skipped_files']} files skipped)")
     return 0
@@ -383,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt checkpoint")
     tune.add_argument("--data", required=True, help="the dataset whose validation split tunes them")
     tune.add_argument("--out", type=Path, default=None, help="where to write the checkpoint (default: in place)")
+    tune.add_argument("--clip-floor", type=float, default=None,
+                      help="tune clip thresholds from this value up (default: the checkpoint's decision rule's)")
     tune.set_defaults(run=_cmd_tune_thresholds)
 
     fetch = commands.add_parser("fetch-banks", help="download recorded-instrument sample packages (npm) as an SFZ folder")

@@ -19,13 +19,17 @@ class DecisionRule:
     A recording is analysed in windows of ``window_seconds`` (the training clip length); a window below
     ``silence_dbfs`` (mean power) scores 0; frame probabilities are median-smoothed over
     ``smooth_frames`` frames before their frame thresholds; a label's runs of frames closer than
-    ``merge_gap_seconds`` are joined and runs shorter than ``min_segment_seconds`` dropped."""
+    ``merge_gap_seconds`` are joined and runs shorter than ``min_segment_seconds`` dropped. Clip
+    thresholds were tuned from ``clip_floor`` up: per-label F1 on a rendered validation bank picks
+    thresholds as low as 0.05 for labels rare in its mixtures, which real recordings punish with false
+    detections (notebook/EXPERIMENTS.md, session 21)."""
 
     window_seconds: float = 5.0
     silence_dbfs: float = -60.0
     smooth_frames: int = 5  # 200 ms at the 40-ms hop
     merge_gap_seconds: float = 0.5
     min_segment_seconds: float = 0.2
+    clip_floor: float = 0.05
 
     @classmethod
     def from_dict(cls, values: Mapping | None) -> DecisionRule:

@@ -214,3 +214,11 @@ def test_thresholds_tuned_again_keep_what_the_data_cannot_tune():
     clip, frame = tune_thresholds(truth, scores, np.ones_like(truth), frames, frames, known, 5, previous)
     assert clip[2] == pytest.approx(0.8) and frame.tolist() == pytest.approx([0.05, 0.1, 0.2])
     assert 0.2 < clip[0] <= 0.8 and 0.3 < clip[1] <= 0.4  # tuned where the label plays: between its scores
+    # a label whose positives score low gets a low threshold, unless a floor holds it up
+    low = np.array([[0.12, 0.0], [0.02, 0.0], [0.11, 0.0], [0.03, 0.0]], np.float32)
+    pair = truth[:, :2]
+    clip, _ = tune_thresholds(pair, low, np.ones_like(pair), frames[..., :2], frames[..., :2], known, 5)
+    assert clip[0] == pytest.approx(0.05)  # the first candidate that keeps both positives (F1 1.0 up to 0.1)
+    clip, _ = tune_thresholds(pair, low, np.ones_like(pair), frames[..., :2], frames[..., :2], known, 5,
+                              clip_floor=0.15)
+    assert clip[0] == pytest.approx(0.15)

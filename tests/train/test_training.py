@@ -257,6 +257,12 @@ def test_training_tunes_frame_thresholds_that_draw_the_timeline(checkpoint, exam
     assert retuned["frame_thresholds"] == pytest.approx(payload["frame_thresholds"])
     assert retuned["thresholds"] == pytest.approx(payload["thresholds"])
     assert all(torch.equal(retuned["state_dict"][k], v) for k, v in payload["state_dict"].items())
+    floored = tmp_path / "floored.ckpt"
+    assert main(["tune-thresholds", "--checkpoint", str(checkpoint), "--data", corpus_root, "--out", str(floored),
+                 "--clip-floor", "0.6"]) == 0
+    floored_payload = torch.load(floored, weights_only=True)
+    assert floored_payload["decision"]["clip_floor"] == 0.6 and payload["decision"]["clip_floor"] == 0.05
+    assert min(floored_payload["thresholds"]) >= 0.6 - 1e-6 and Recognizer(floored).rule.clip_floor == 0.6
 
     del retuned["frame_thresholds"]
     torch.save(retuned, out)
@@ -346,7 +352,9 @@ def test_recipes_resolve_files_names_and_overrides_with_clear_errors(tmp_path):
     assert again == shipped
     changed = resolve_recipe("default", ["schedule.epochs=3", "data.spec=elsewhere", "schedule.budget_minutes=2"])
     assert (changed.config.epochs, changed.data, changed.config.budget_seconds) == (3, "elsewhere", 120.0)
+    assert resolve_recipe("default", ["decision.clip_floor=0.2"]).config.clip_floor == 0.2
     for bad, message in ((["schedule.epoch=3"], "unknown key schedule.epoch; keys of \\[schedule\\]: epochs"),
+                         (["decision.clip_floor=0.01"], "clip-threshold floor must lie in 0.05-0.95"),
                          (["optimizer.batch_size=3"], "unknown recipe section 'optimizer'"),
                          (["epochs"], "--set takes section.key=value"),
                          (["sampling.solo_share=1.5"], "solo share")):

@@ -90,7 +90,8 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         distributed.leave(ranks)
         return {"rank": ranks.rank}
     model.to("cpu").load_state_dict(best["state"])
-    clip_thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config)
+    rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
+    clip_thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config, rule)
     summary = {"data": str(dataset.root), "dataset": dataset.name, "train_clips": len(train_feats.clips),
                "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
@@ -98,8 +99,7 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
                "config": asdict(config),
                "recipe": Recipe(str(data if not isinstance(data, Dataset) else dataset.root), config).to_dict(),
                "history": history}
-    save_checkpoint(out, model, config.model, clip_thresholds.tolist(), frame_thresholds.tolist(), summary,
-                    DecisionRule(window_seconds=CLIP_SECONDS))
+    save_checkpoint(out, model, config.model, clip_thresholds.tolist(), frame_thresholds.tolist(), summary, rule)
     state_path.unlink(missing_ok=True)
     distributed.leave(ranks)
     return summary
@@ -113,19 +113,23 @@ def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: D
     _, scores, frames = _evaluate(model, feats, config)
     known = feats.frame_known.numpy().astype(bool) & bool(model.frame_level)
     return thresholds.tune_thresholds(feats.clips.numpy(), scores, feats.mask.numpy(), feats.frames.float().numpy(),
-                                      frames, known, rule.smooth_frames, previous)
+                                      frames, known, rule.smooth_frames, previous, rule.clip_floor)
 
 
-def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: str | Path | None = None) -> dict:
+def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: str | Path | None = None,
+                      clip_floor: float | None = None) -> dict:
     """Tune a trained model's clip and frame thresholds again on ``data``'s validation split (as
-    ``train`` does at its end) and write the checkpoint, weights unchanged, to ``out`` (default: in
-    place, atomically). Returns ``{"validation_clips", "skipped_files", "thresholds", "frame_thresholds"}``."""
+    ``train`` does at its end; clip thresholds from ``clip_floor`` up, default: the checkpoint's rule's)
+    and write the checkpoint, weights unchanged, to ``out`` (default: in place, atomically). Returns
+    ``{"validation_clips", "skipped_files", "thresholds", "frame_thresholds"}``."""
     model, meta = load_checkpoint(Path(checkpoint))
     out = Path(out) if out is not None else Path(checkpoint)
     ensure_writable_folder(out.parent)
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     skipped, config = SkipLog(), TrainConfig(model=meta["model"])
     rule = DecisionRule.from_dict(meta.get("decision"))
+    if clip_floor is not None:
+        rule = replace(rule, clip_floor=clip_floor)
     feats = _validation_features(model, dataset, config, skipped, None)
     if not len(feats.clips):
         raise DataError(f"{dataset.name}: no validation clip could be decoded")

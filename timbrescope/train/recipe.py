@@ -17,6 +17,7 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
+    [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
 
 Precedence: ``TrainConfig``'s defaults < the model's ``training_defaults`` (a reference system's batch
 size and learning rate, timbrenet's shares) < the recipe < ``--set section.key=value`` overrides. The
@@ -57,6 +58,7 @@ class TrainConfig:
     limit: int | None = None  # at most this many examples per split (quick experiments)
     budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
     transfer_from: str | None = None  # checkpoint whose layers (all but the heads) are copied and frozen
+    clip_floor: float = 0.05  # clip thresholds are tuned from this value up (timeline.DecisionRule)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
@@ -66,6 +68,8 @@ class TrainConfig:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
+        if not 0.05 <= self.clip_floor <= 0.95:
+            raise ParameterError(f"the clip-threshold floor must lie in 0.05-0.95, got {self.clip_floor}")
         if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
             raise ParameterError(f"the note share must lie strictly between 0 and the solo share "
                                  f"({self.solo_share}), got {self.note_share}")
@@ -80,6 +84,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
     "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
+    "decision": {"clip_floor": "clip_floor"},
 }
 _TUPLES = {"extra_train", "exclude_banks"}
 
