@@ -143,6 +143,11 @@ def test_source_accuracy_on_nsynth_native_files(tmp_path):
     # truth: synthetic, electronic, acoustic, acoustic, electronic; predicted: electronic, electronic,
     # acoustic, acoustic, electronic -> 4 of 5; the synthetic bass's top-2 misses (its second is acoustic)
     assert source["examples"] == 5 and source["accuracy"] == 0.8 and source["top3_accuracy"] == 0.8
+    # a manifest's "source" column names a library: no source view
+    write(tmp_path / "m" / "a.wav", tone(1.0, 22050, 440), 22050)
+    listed = Dataset("libs", tmp_path, [Example("a", "all", ("piano",), tmp_path / "m" / "a.wav",
+                                                metadata={"source": "salamander_grand"})])
+    assert "source" not in evaluate(listed, Keys({"a.wav": [0.9, 0.2, 0.1]}), split="all")[0]
     assert source["per_class"]["electronic"]["support"] == 2 and source["per_class"]["electronic"]["precision"] == pytest.approx(2 / 3, abs=1e-4)
 
 

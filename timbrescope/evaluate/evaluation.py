@@ -191,11 +191,11 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
 
 
 def _source(ex: Example) -> str | None:
-    """The example's source class where its data says it: NSynth's ``source``, or a rendered one-part clip's."""
-    if isinstance(ex.metadata.get("source"), str):
-        return ex.metadata["source"]
+    """The example's source class where its data says it: NSynth's ``source``, or a rendered one-part clip's
+    (a manifest's ``source`` column names a library, not a class: not one of ``SOURCES``, so not used)."""
     sources = ex.metadata.get("sources") or {}
-    return next(iter(sources.values())) if len(sources) == 1 else None
+    found = ex.metadata.get("source") if not sources else next(iter(sources.values())) if len(sources) == 1 else None
+    return found if found in SOURCES else None
 
 
 def _source_ranking(row: np.ndarray, labels: list[str]) -> list[str]:
