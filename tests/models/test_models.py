@@ -128,25 +128,6 @@ def test_timbrenet_separable_context_is_lighter_and_fuses():
         create_model("timbrenet", labels=LABELS, temporal="lstm")
 
 
-def test_timbrenet_mixstyle_mixes_statistics_in_training_only():
-    torch.manual_seed(0)
-    plain = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64))
-    mixed = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), mixstyle=1.0)
-    mixed.load_state_dict(plain.state_dict())
-    assert mixed.config["mixstyle"] == 1.0 and "mixstyle" not in plain.config  # older checkpoints stay as they were
-    x = torch.randn(6, 22050)
-    plain.eval(), mixed.eval()
-    assert torch.allclose(plain(x)["clip_logits"], mixed(x)["clip_logits"])  # inference is untouched
-    plain.train(), mixed.train()
-    torch.manual_seed(1)
-    a = plain(x)["clip_logits"]
-    torch.manual_seed(1)
-    b = mixed(x)["clip_logits"]
-    assert not torch.allclose(a, b, atol=1e-4)  # each clip took on part of another clip's statistics
-    with pytest.raises(ModelError, match="mixstyle is a probability"):
-        create_model("timbrenet", labels=LABELS, mixstyle=1.5)
-
-
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ModelError, match="unknown model 'resnet9000'; known models: adaboost, knn"):
         create_model("resnet9000", labels=LABELS)

@@ -7,10 +7,7 @@ Designed for real-audio robustness and CPU speed together:
 - one full 3x3 convolution, then depthwise-separable blocks; strides (no pooling layers) take
   frequency 64 -> 4 and time 2x (40 ms frames);
 - a dilated temporal convolution for context, a per-frame classifier, and attention pooling of the
-  frame logits into clip logits (so the clip score is a weighted average of frame evidence);
-- optionally (``mixstyle`` > 0, training only) MixStyle after the stem and the first block: with that
-  probability a batch's channel statistics are mixed between random pairs of its clips, which come from
-  different sound banks, so that the network cannot key on one bank's colouration (Zhou et al., ICLR 2021).
+  frame logits into clip logits (so the clip score is a weighted average of frame evidence).
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ class TimbreNet(RecognitionModel):
     training_defaults = {"solo_share": 0.5, "note_share": 0.35}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
-                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", mixstyle: float = 0.0):
+                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full"):
         super().__init__()
         if normalisation not in ("global", "band"):
             raise ValueError(f"normalisation must be 'global' or 'band', got {normalisation!r}")
@@ -53,11 +50,7 @@ class TimbreNet(RecognitionModel):
         self.normalisation = normalisation
         self.frontend = LogMel(FrontendConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": self.frontend.config.to_dict(), "widths": list(widths),
-                       "dropout": dropout, "normalisation": normalisation, "temporal": temporal,
-                       **({"mixstyle": mixstyle} if mixstyle else {})}  # absent when off: older checkpoints load
-        if not 0 <= mixstyle <= 1:
-            raise ValueError(f"mixstyle is a probability, got {mixstyle!r}")
-        self.mixstyle = mixstyle
+                       "dropout": dropout, "normalisation": normalisation, "temporal": temporal}
         w = list(widths)
         self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
@@ -80,8 +73,7 @@ class TimbreNet(RecognitionModel):
             x = (logmel - logmel.mean(dim=2, keepdim=True)) / (logmel.std(dim=2, keepdim=True) + 1.0)
         else:  # "global": level and spread of the whole spectrogram; the spectral envelope is kept
             x = (logmel - logmel.mean(dim=(1, 2), keepdim=True)) / (logmel.std(dim=(1, 2), keepdim=True) + 1e-3)
-        x = self._mix(self.stem(x.unsqueeze(1)))
-        x = self.blocks[1:](self._mix(self.blocks[0](x)))      # [B, C, F', T']
+        x = self.blocks(self.stem(x.unsqueeze(1)))             # [B, C, F', T']
         x = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)  # [B, 2C, T']
         x = self.temporal(x)                                   # [B, C, T']
         frame_logits = self.frame_head(x)                      # [B, L, T']
@@ -89,15 +81,3 @@ class TimbreNet(RecognitionModel):
         clip_logits = (weights * frame_logits).sum(dim=2)
         return {"frame_logits": frame_logits.transpose(1, 2), "clip_logits": clip_logits,
                 "embedding": x.mean(dim=2)}
-
-    def _mix(self, x: torch.Tensor) -> torch.Tensor:
-        """MixStyle on ``x [B, C, F, T]`` in training, with probability ``mixstyle``: each clip's per-channel
-        mean and spread are replaced by a Beta(0.1, 0.1) mixture of its own and another clip's."""
-        if not self.training or not self.mixstyle or x.shape[0] < 2 or torch.rand(()) > self.mixstyle:
-            return x
-        mean = x.mean(dim=(2, 3), keepdim=True).detach()
-        spread = (x.var(dim=(2, 3), keepdim=True) + 1e-6).sqrt().detach()
-        weight = torch.distributions.Beta(0.1, 0.1).sample((x.shape[0], 1, 1, 1)).to(x)
-        other = torch.randperm(x.shape[0], device=x.device)
-        return ((x - mean) / spread * (weight * spread + (1 - weight) * spread[other])
-                + weight * mean + (1 - weight) * mean[other])
