@@ -6,8 +6,9 @@ instruments, and score every run on real recordings (validation only) and on the
 Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--model random-forest]
        [--clips 5000] [--epochs 6] [--out DIR] [--sources "real SFZ libraries,freepats"]
 Sources are groups of banks: fluidr3, musescore, freepats, stk (with --stk), hydrogen kits, festival voices,
-and of `--sfz ../shared/trainbanks`: its first 7 SFZ libraries, the SFZ libraries added in session 19, and
-its recorded clips. With --holdout MANIFEST each run is also scored on the held-out libraries.
+the extra sources (A320U, Sonivox, AVL kits, mda EPiano/Piano, setBfree, YC-20, GrandOrgue pipes, amped DI
+guitar, Sinsy), and of `--sfz ../shared/trainbanks`: its first 7 SFZ libraries, the SFZ libraries added in
+session 19, and its recorded clips. With --holdout MANIFEST each run is also scored on the held-out libraries.
 Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
 """
 
@@ -31,6 +32,12 @@ FIRST_LIBRARIES = {"salamander_grand_v16", "jlearman_martin_hd28", "karoryfer_ki
                    "ixox_flute", "ganjo_banjo", "sonicpi_drumkit"}  # shared/trainbanks before session 19
 
 
+# the sources of `synth --extra` (and --soundfont sonivox, --sinsy), by bank-name prefix
+EXTRA_GROUPS = (("a320u", "A320U"), ("sonivox", "Sonivox"), ("avl_", "AVL kits"), ("mda_", "mda EPiano/Piano"),
+                ("setbfree_", "setBfree"), ("yc20_", "YC-20"), ("grandorgue_", "GrandOrgue pipes"),
+                ("guitar_", "amped DI guitar"), ("sinsy", "Sinsy"))
+
+
 def source_of(part: dict) -> str:
     """The source group of a part of a corpus manifest row."""
     bank = part["bank"]
@@ -40,6 +47,9 @@ def source_of(part: dict) -> str:
         return "hydrogen kits"
     if bank.startswith("festival-"):
         return "festival voices"
+    for prefix, group in EXTRA_GROUPS:
+        if bank.startswith(prefix):
+            return group
     if "recording" in part:
         return "recorded clips"
     return "first 7 SFZ libraries" if bank in FIRST_LIBRARIES else "new SFZ libraries"
