@@ -11,8 +11,10 @@ effects (reverb, chorus) of the engines are off: recording conditions are added 
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -337,7 +339,7 @@ class _SinsyBank:
             path = Path(tmp) / "part.xml"
             path.write_text(score, encoding="utf-8")
             try:
-                audio, rate = self._synthesize(str(path))
+                audio, rate = _silenced(self._synthesize, str(path))
             except RuntimeError as exc:
                 raise DataError(f"sinsy on {part.label} failed: {exc}") from None
         import soxr
@@ -346,6 +348,21 @@ class _SinsyBank:
         out = np.zeros(n, np.float32)
         out[: min(n, len(audio))] = audio[:n]
         return out
+
+
+def _silenced(call, *args):
+    """``call(*args)`` with file descriptors 1 and 2 sent to /dev/null: Sinsy's C++ core prints a warning
+    line per score ("[WARN] The first note is not rest") that would break every progress bar."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(sink, 1), os.dup2(sink, 2)
+        return call(*args)
+    finally:
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        for fd in (*saved, sink):
+            os.close(fd)
 
 
 def _sinsy():
