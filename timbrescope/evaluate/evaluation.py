@@ -193,8 +193,8 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
 def _source(ex: Example) -> str | None:
     """The example's source class where its data says it: NSynth's ``source``, or a rendered one-part clip's
     (a manifest's ``source`` column names a library, not a class: not one of ``SOURCES``, so not used)."""
-    sources = ex.metadata.get("sources") or {}
-    found = ex.metadata.get("source") if not sources else next(iter(sources.values())) if len(sources) == 1 else None
+    parts = list((ex.metadata.get("sources") or {}).values())  # a rendered clip's source per part
+    found = parts[0] if len(parts) == 1 else None if parts else ex.metadata.get("source")
     return found if found in SOURCES else None
 
 

@@ -35,9 +35,12 @@ def mean_average_precision(y_true: np.ndarray, y_score: np.ndarray, mask: np.nda
     return float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
 
 
+THRESHOLD_CANDIDATES = np.linspace(0.05, 0.95, 19)  # the thresholds tuning chooses among
+
+
 def best_thresholds(y_true: np.ndarray, y_score: np.ndarray, mask: np.ndarray | None = None,
                     default: float | np.ndarray = 0.5,
-                    candidates: np.ndarray = np.linspace(0.05, 0.95, 19)) -> np.ndarray:
+                    candidates: np.ndarray = THRESHOLD_CANDIDATES) -> np.ndarray:
     """Per-label threshold maximising F1 over known examples; ``default`` (one value, or one per label)
     for labels without positives."""
     mask = _mask(y_true, mask)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from timbrescope.evaluate.metrics import best_thresholds
+from timbrescope.evaluate.metrics import THRESHOLD_CANDIDATES, best_thresholds
 from timbrescope.timeline import timeline_scores
 
 
@@ -22,7 +22,7 @@ def tune_thresholds(clip_truth: np.ndarray, clip_scores: np.ndarray, mask: np.nd
     thresholds, tuned again on other data), a label without positives keeps its previous clip
     threshold, and data without known frames keeps the previous frame thresholds. Clip thresholds are
     chosen from ``clip_floor`` up (candidates 0.05-0.95 in steps of 0.05), kept ones raised to it."""
-    candidates = np.round(np.arange(max(clip_floor, 0.05), 0.951, 0.05), 2)
+    candidates = THRESHOLD_CANDIDATES[THRESHOLD_CANDIDATES >= clip_floor - 1e-9]
     clip_thresholds = np.maximum(best_thresholds(clip_truth, clip_scores, mask,
                                                  0.5 if previous is None else previous[0], candidates), clip_floor)
     if not frame_known.any():

@@ -34,6 +34,7 @@ import soundfile as sf
 from timbrescope.errors import DataError
 from timbrescope.fileio import atomic_write_text
 from timbrescope.synth.banks import Bank
+from timbrescope.synth.effects import rms
 from timbrescope.taxonomy import PLAYABLE_RANGE
 
 SAMPLE_RATE = 44_100
@@ -336,7 +337,7 @@ def _cut(instrument: Instrument, take: np.ndarray, slots: list[tuple[int, int]],
 
 def _level(y: np.ndarray) -> float:
     """RMS level in dBFS."""
-    return float(20 * np.log10(np.sqrt(np.mean(y ** 2)) + 1e-12))
+    return 20 * np.log10(rms(y) + 1e-12)
 
 
 def _check_silent_after(instrument: Instrument, tail: np.ndarray) -> None:

@@ -344,10 +344,7 @@ class _SinsyBank:
                 raise DataError(f"sinsy on {part.label} failed: {exc}") from None
         import soxr
 
-        audio = soxr.resample(np.asarray(audio, np.float64) / 32768.0, rate, sr).astype(np.float32)
-        out = np.zeros(n, np.float32)
-        out[: min(n, len(audio))] = audio[:n]
-        return out
+        return _fit(soxr.resample(np.asarray(audio, np.float64) / 32768.0, rate, sr), n)
 
 
 def _silenced(call, *args):
@@ -389,6 +386,11 @@ def _run_program(score_name: str, write_score, command, what: str, n: int) -> np
         if done.returncode != 0 or not wav.exists():
             raise DataError(f"{what} failed: {done.stderr.strip()[-200:]}")
         audio, _ = sf.read(wav, dtype="float32")
+    return _fit(audio, n)
+
+
+def _fit(audio: np.ndarray, n: int) -> np.ndarray:
+    """``audio`` as float32, cut or padded with silence to ``n`` samples."""
     out = np.zeros(n, np.float32)
     out[: min(n, len(audio))] = audio[:n]
     return out
