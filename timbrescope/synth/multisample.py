@@ -18,6 +18,7 @@ rakarrack's guitar-cabinet impulse responses.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,7 @@ GRANDORGUE = Path("/usr/share/GrandOrgue/packages")
 CABINETS = Path("/usr/share/rakarrack")
 MDA = "http://drobilla.net/plugins/mda/"
 GX = "http://guitarix.sourceforge.net/plugins/"
+JACK_SERVER = "timbrescope"  # the private JACK server's name (see _one_jack_server)
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
     jack.set_error_function(lambda message: None)  # libjack's retries while the server starts
     jack.set_info_function(lambda message: None)
     _, command, outputs, program = instrument.source
-    server = f"timbrescope-{os.getpid()}-{threading.get_ident()}"
+    server = JACK_SERVER
     slot = round(_slot_seconds(instrument) * SAMPLE_RATE)
     hold = round(instrument.hold * SAMPLE_RATE)
     lead = SAMPLE_RATE // 2  # the program change settles before the first note
@@ -199,13 +202,13 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
     state = {"armed": False, "frame": 0, "next": 0}
     finished = threading.Event()
     env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_AUDIO_RESERVATION": "1"}
-    with tempfile.TemporaryDirectory() as home:  # foo-yc20-cli writes its settings in $HOME
+    with _one_jack_server(), tempfile.TemporaryDirectory() as home:  # foo-yc20-cli writes its settings in $HOME
         env["HOME"] = home
         processes = [subprocess.Popen(["jackd", "--no-realtime", "-n", server, "-d", "dummy",
                                        "-r", str(SAMPLE_RATE), "-p", "1024"], env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)]
         try:
-            client = _connect(lambda: jack.Client("timbrescope", servername=server, no_start_server=True),
+            client = _connect(lambda: jack.Client("recorder", servername=server, no_start_server=True),
                               f"jackd ({instrument.package})")
             # jalv quits when its standard input closes: keep it open until the end
             processes.append(subprocess.Popen(list(command), env=env, stdin=subprocess.PIPE,
@@ -251,6 +254,19 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
     mono = recorded.mean(axis=0)
     _check_silent_after(instrument, mono[end + SAMPLE_RATE // 2:])
     return mono[lead:end]
+
+
+@contextmanager
+def _one_jack_server():
+    """Hold a machine-wide lock while the ``JACK_SERVER`` runs. JACK's shared-memory registry has room for
+    a few server names and keeps a name after its server has gone, so a fresh name per render fills it
+    (then no server starts); one name, taken by one render at a time, reuses its entry."""
+    with open(Path(tempfile.gettempdir()) / f"{JACK_SERVER}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _ports(client, outputs: tuple[str, ...]) -> dict:
