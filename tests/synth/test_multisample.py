@@ -1,5 +1,6 @@
 """The extra sources of ``synth --extra``: multisampled instruments built from Debian engines (JACK/LV2,
-GrandOrgue pipes, DI guitar through LV2 amps and a cabinet), and the extra soundfonts."""
+GrandOrgue pipes, DI guitar through LV2 amps and a cabinet), the extra soundfonts, the Debian packages'
+recorded clips and the recorded rooms of the reverb."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,8 @@ import soundfile as sf
 
 from timbrescope.errors import DataError
 from timbrescope.synth import multisample
-from timbrescope.synth.banks import Bank, extra_soundfont_banks, sinsy_bank
+from timbrescope.synth import banks as bank_module, effects
+from timbrescope.synth.banks import Bank, debian_clip_banks, extra_soundfont_banks, hydrogen_banks, sinsy_bank
 from timbrescope.synth.material import Note, Part
 from timbrescope.synth.multisample import INSTRUMENTS, Instrument, multisample_banks
 from timbrescope.synth.render import Renderer
@@ -149,7 +151,64 @@ def test_extra_and_sinsy_settings_add_every_new_source(tmp_path, only):
     only(_instrument("yc20_combo", step=24))
     settings = Settings(resolve_preset("tiny"), seed=0, extra=True, sinsy=True)
     names = {bank.name: bank for bank in settings.banks(tmp_path)}
-    assert {"a320u", "avl_black_pearl", "avl_red_zeppelin", "sinsy-nitech_f001", "yc20_combo"} <= set(names)
+    assert {"a320u", "avl_black_pearl", "avl_red_zeppelin", "sinsy-nitech_f001", "yc20_combo",
+            "lmms_samples:organ", "belofilms_guitar_strums:acoustic_guitar"} <= set(names)
     assert names["yc20_combo"].engine == "sfizz" and names["sinsy-nitech_f001"].labels == ("voice",)
     assert settings.to_json()["extra"] is settings.to_json()["sinsy"] is True
     assert not {"extra", "sinsy"} & set(Settings(resolve_preset("tiny"), 0).to_json())  # older corpora resume
+
+
+def test_debian_recorded_clips_are_clip_banks_of_their_labels():
+    banks = {bank.name: bank for bank in debian_clip_banks()}
+    organ = banks["lmms_samples:organ"]
+    assert organ.engine == "clip" and organ.labels == ("organ",) and organ.split == "train"
+    assert set(organ.clips) == {"church_organ01.ogg", "church_organ02.ogg", "church_organ03.ogg",
+                                "church_organ04.ogg", "e_organ01.ogg"}
+    assert banks["sonic_pi_samples:electric_guitar"].clips == ("guit_e_fifths.flac", "guit_e_slide.flac",
+                                                             "guit_em9.flac", "guit_harmonics.flac")
+    assert len(banks["belofilms_guitar_strums:acoustic_guitar"].clips) > 250
+    part = Renderer(22_050).recorded_part(organ, np.random.default_rng(0), 0.0, 3.0)
+    y = Renderer(22_050).render(organ, part, None, 3.0)
+    assert len(y) == 3 * 22_050 and _level(y) > -50 and part.notes  # decoded, placed, notes where it sounds
+
+
+def test_a_missing_debian_clip_package_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(bank_module, "DEBIAN_CLIPS", (("x", str(tmp_path), "lmms-common", "GPL-2+",
+                                                       (("*.ogg", "organ"),)),))
+    with pytest.raises(DataError, match="install the Debian package lmms-common"):
+        debian_clip_banks()
+
+
+def test_the_guitar_strum_kit_is_not_converted_as_drums(tmp_path):
+    names = {bank.name for bank in hydrogen_banks(tmp_path)}
+    assert names and not any("GuitarStrums" in name for name in names)
+
+
+def test_a_recorded_room_reverberates_a_click_for_its_impulse_length():
+    rng = np.random.default_rng(0)
+    params = next(p for p in (effects.draw_effects(rng, effects.room_names()) for _ in range(50)) if "room" in p)
+    assert params["room"]["name"] in effects.ROOM_IMPULSES and "reverb" not in params
+    click = np.zeros(44_100, np.float32)
+    click[100] = 1.0
+    out = effects._in_room(click, 44_100, {"name": "big_hall", "wet": 0.5})
+    assert out[100] > 0.4 and np.abs(out[22_050:]).max() > 1e-4  # the dry click, and the hall half a second on
+    assert effects.draw_effects(np.random.default_rng(3)) == effects.draw_effects(np.random.default_rng(3), ())
+
+
+def test_missing_room_impulses_name_their_package(monkeypatch, tmp_path):
+    monkeypatch.setitem(effects.ROOM_IMPULSES, "dish", tmp_path / "dish.wav")
+    with pytest.raises(DataError, match="csoundqt-examples"):
+        effects.room_names()
+
+
+def test_a_sinsy_render_that_diverges_is_sung_again_then_refused(monkeypatch):
+    from timbrescope.synth import render
+
+    outputs = iter([np.full(48_000, 1e72), np.full(48_000, 1000.0)])  # a diverged filter, then a good take
+    monkeypatch.setattr(render, "_silenced", lambda call, path: (next(outputs), 48_000))
+    part = Part("voice", [Note(60, 100, 0.0, 0.5)])
+    y = Renderer(22_050).render(sinsy_bank(), part, None, 1.0)
+    assert len(y) == 22_050 and np.isfinite(y).all() and abs(float(np.median(y)) - 1000 / 32768) < 1e-3
+    monkeypatch.setattr(render, "_silenced", lambda call, path: (np.full(48_000, np.nan), 48_000))
+    with pytest.raises(DataError, match="sinsy diverged"):
+        Renderer(22_050).render(sinsy_bank(), part, None, 1.0)

@@ -92,6 +92,40 @@ def extra_soundfont_banks() -> list[Bank]:
     return banks
 
 
+# Recorded clips of Debian packages, train banks of the ``extra`` sources: (library, folder, package, licence,
+# ((file pattern, label), ...)). One ``clip`` bank per library and label, as for a ``CLIPS.csv``.
+DEBIAN_CLIPS = (
+    ("lmms_samples", "/usr/share/lmms/samples/instruments", "lmms-common", "GPL-2+", (
+        ("cello01.ogg", "cello"), ("church_organ0*.ogg", "organ"), ("e_organ01.ogg", "organ"),
+        ("e_piano_accord0*.ogg", "electric_piano"), ("flute01.ogg", "flute"), ("piano0*.ogg", "piano"),
+        ("steel_guitar01.ogg", "acoustic_guitar"), ("steel_guitar_*_distorted01.ogg", "electric_guitar"),
+        ("trumpet01.ogg", "trumpet"), ("violin_*.ogg", "violin"), ("bassslap0*.ogg", "electric_bass"))),
+    ("sonic_pi_samples", "/usr/share/sonic-pi/samples", "sonic-pi-samples", "CC0-1.0", (
+        ("guit_*.flac", "electric_guitar"), ("ambi_piano.flac", "piano"))),
+    ("csoundqt_examples", "/usr/share/csoundqt/Examples/SourceMaterials", "csoundqt-examples", "LGPL-2.1+", (
+        ("BassGuitarC.wav", "electric_bass"), ("BratscheMono.wav", "viola"), ("Class*Guit*.wav", "acoustic_guitar"),
+        ("flute.wav", "flute"), ("violins.wav", "string_ensemble"))),
+    ("belofilms_guitar_strums", "/usr/share/hydrogen/data/drumkits/belofilms_GuitarStrums",
+     "hydrogen-drumkits-effects", "CC-BY-3.0", (("*.flac", "acoustic_guitar"),)),
+)
+
+
+def debian_clip_banks() -> list[Bank]:
+    """The ``DEBIAN_CLIPS`` as clip banks (DataError naming the package of a missing folder or pattern)."""
+    banks = []
+    for library, folder, package, licence, patterns in DEBIAN_CLIPS:
+        grouped: dict[str, list[str]] = {}
+        for pattern, label in patterns:
+            found = sorted(path.name for path in Path(folder).glob(pattern))
+            if not found:
+                raise DataError(f"{folder}/{pattern} not found: install the Debian package {package} "
+                                f"(apt-get install {package}, or run `make setup`)")
+            grouped.setdefault(label, []).extend(found)
+        banks += [Bank(f"{library}:{label}", Path(folder), "clip", _split(f"{library}:{label}"), (label,), package,
+                       licence, tuple(clips)) for label, clips in grouped.items()]
+    return banks
+
+
 def sinsy_bank() -> Bank:
     """Sinsy's singing voice (PyPI ``pysinsy``, the NITech SONG070 F001 voice of a real singer, CC-BY-3.0) as a
     train bank of ``voice``: sung melodies beside Festival's diphones."""
@@ -255,7 +289,10 @@ def hydrogen_banks(cache: Path, kits: Path = HYDROGEN_KITS) -> list[Bank]:
         raise DataError(f"{kits} not found: install the Debian package hydrogen-drumkits")
     cache.mkdir(parents=True, exist_ok=True)
     banks = []
+    clip_folders = {Path(folder) for _, folder, *_ in DEBIAN_CLIPS}
     for kit_file in sorted(kits.glob("*/drumkit.xml")):
+        if kit_file.parent in clip_folders:  # a "kit" of guitar strums: recorded clips, not drums
+            continue
         sfz = cache / f"hydrogen_{kit_file.parent.name.replace(' ', '_')}.sfz"
         if not sfz.exists():
             text = _hydrogen_to_sfz(kit_file)

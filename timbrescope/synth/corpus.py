@@ -33,9 +33,10 @@ import soundfile as sf
 
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_folder
-from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, extra_soundfont_banks, festival_banks,
-                                     freepats_bank, gm_banks, hydrogen_banks, sfz_banks, sinsy_bank, stk_bank)
-from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, uniform_rounded
+from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, debian_clip_banks, extra_soundfont_banks,
+                                     festival_banks, freepats_bank, gm_banks, hydrogen_banks, sfz_banks, sinsy_bank,
+                                     stk_bank)
+from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, room_names, uniform_rounded
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.multisample import multisample_banks
 from timbrescope.synth.render import Renderer
@@ -91,7 +92,7 @@ class Settings:
     soundfonts: tuple[str, ...] = ()
     stk: bool = False  # add the STK physical models as a train bank
     festival: bool = False  # add Festival's singing diphone voices as train banks (voice)
-    extra: bool = False  # add the extra Debian sources: more soundfonts and multisampled engines (multisample.py)
+    extra: bool = False  # add the extra Debian sources: soundfonts, recorded clips, multisampled engines, room IRs
     sinsy: bool = False  # add Sinsy's singing voice (PyPI pysinsy) as a train bank (voice)
 
     def banks(self, cache: Path) -> list[Bank]:
@@ -108,7 +109,8 @@ class Settings:
         for folder in self.sfz_dirs:
             banks += sfz_banks(Path(folder))
         if self.extra:
-            banks += extra_soundfont_banks()
+            room_names()  # fail before any rendering if the room impulse responses are missing
+            banks += extra_soundfont_banks() + debian_clip_banks()
             banks += multisample_banks(cache, banks, Renderer)
         if self.sinsy:
             banks.append(sinsy_bank())
@@ -298,7 +300,7 @@ def render_clip(job: ClipJob, settings: Settings, banks: list[Bank], coverage: d
         parts_info.append({"label": label, "bank": bank.name, "program": program, "material": part.material,
                            "gain_db": gain_db, "source": _source(label, program),
                            **({"recording": part.take.clip} if part.take else {})})
-    effects = draw_effects(rng) if settings.effects else None
+    effects = draw_effects(rng, room_names() if settings.extra else ()) if settings.effects else None
     mix = np.sum(stems, axis=0)
     mix = apply_effects(mix, sr, effects) if effects else normalise_peak(mix, -3.0)
     folder = out / "audio" / job.split

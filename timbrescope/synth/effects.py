@@ -3,22 +3,47 @@
 ``draw_effects`` picks every random parameter in one step (a plain dict, stored in the manifest so an
 experiment can see or switch off what was applied); ``apply_effects`` applies them deterministically.
 pedalboard is used for everything because it is fast, has no run-time downloads, and covers room
-reverb, EQ, microphone band-limiting, compression and a real MP3 codec in one library.
+reverb, EQ, microphone band-limiting, compression and a real MP3 codec in one library. With the ``extra``
+sources, half of the reverbs are recorded rooms instead (``ROOM_IMPULSES``, convolved with scipy).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
+
+from timbrescope.audio.io import load
+from timbrescope.errors import DataError
 
 # Probability that each effect is applied to a clip.
 PROBABILITY = {"eq": 0.7, "highpass": 0.3, "lowpass": 0.3, "reverb": 0.7, "compressor": 0.4,
                "noise": 0.5, "mp3": 0.25}
 
 
-def draw_effects(rng: np.random.Generator) -> dict:
-    """Random effect parameters for one clip (only the effects that were drawn appear)."""
+# Impulse responses of real rooms (Debian csoundqt-examples, LGPL-2.1+): name -> file.
+ROOM_IMPULSES = {name: Path("/usr/share/csoundqt/Examples/SourceMaterials") / file for name, file in
+                 (("stairwell", "Stairwell.wav"), ("dish", "dish.wav"), ("big_hall", "impulse_big_hall.wav"))}
+
+
+def room_names() -> tuple[str, ...]:
+    """The ``ROOM_IMPULSES`` (DataError naming the package when one is missing)."""
+    missing = [str(path) for path in ROOM_IMPULSES.values() if not path.is_file()]
+    if missing:
+        raise DataError(f"room impulse response {missing[0]} not found: install the Debian package "
+                        f"csoundqt-examples (or run `make setup`)")
+    return tuple(ROOM_IMPULSES)
+
+
+def draw_effects(rng: np.random.Generator, rooms: tuple[str, ...] = ()) -> dict:
+    """Random effect parameters for one clip (only the effects that were drawn appear); with ``rooms``
+    (names of ``ROOM_IMPULSES``) half of the reverbs are one of those rooms."""
     chosen = {name for name, p in PROBABILITY.items() if rng.random() < p}
     params: dict = {}
+    if "reverb" in chosen and rooms and rng.random() < 0.5:
+        chosen.discard("reverb")
+        params["room"] = {"name": str(rng.choice(rooms)), "wet": uniform_rounded(rng, 0.1, 0.6)}
     if "eq" in chosen:
         params["eq"] = {"low_shelf_db": uniform_rounded(rng, -6, 6), "high_shelf_db": uniform_rounded(rng, -9, 6),
                         "peak_hz": uniform_rounded(rng, 300, 4000), "peak_db": uniform_rounded(rng, -6, 6)}
@@ -44,6 +69,8 @@ def apply_effects(y: np.ndarray, sr: int, params: dict) -> np.ndarray:
     """Apply ``params`` (from ``draw_effects``) to mono float32 ``y``; returns a new array, same length."""
     import pedalboard as pb
 
+    if "room" in params:  # the room first: microphone, EQ and codec come after it
+        y = _in_room(y, sr, params["room"])
     chain = []
     if "eq" in params:
         eq = params["eq"]
@@ -67,6 +94,22 @@ def apply_effects(y: np.ndarray, sr: int, params: dict) -> np.ndarray:
     if "mp3_vbr_quality" in params:
         out = pb.MP3Compressor(vbr_quality=params["mp3_vbr_quality"])(out[None, :], sr)[0]
     return normalise_peak(out[: len(y)], params["peak_dbfs"])
+
+
+def _in_room(y: np.ndarray, sr: int, room: dict) -> np.ndarray:
+    """``y`` mixed with its convolution by a room's impulse response (unit energy), ``room["wet"]`` of it."""
+    from scipy.signal import fftconvolve
+
+    wet = fftconvolve(y, _impulse(room["name"], sr))[: len(y)]
+    level = rms(y) / (rms(wet) or 1.0)
+    return ((1 - room["wet"]) * y + room["wet"] * level * wet).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _impulse(name: str, sr: int) -> np.ndarray:
+    ir = load(ROOM_IMPULSES[name], sr)[0]
+    onset = int(np.argmax(np.abs(ir)))  # from the direct sound on: the room adds no delay
+    return ir[onset:]
 
 
 def normalise_peak(y: np.ndarray, peak_dbfs: float) -> np.ndarray:

@@ -315,36 +315,45 @@ class _SinsyBank:
     def __init__(self, bank: Bank, sr: int):
         self._synthesize = _sinsy()
 
+    ATTEMPTS = 4  # Sinsy's filter now and then diverges on a note (samples of 1e72): sing it on other syllables
+
     def render(self, part: Part, program: int | None, n: int, sr: int) -> np.ndarray:
+        if not _sung(part):
+            return np.zeros(n, np.float32)
+        import soxr
+
+        for shift in range(self.ATTEMPTS):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "part.xml"
+                path.write_text(self._score(part, n / sr, shift), encoding="utf-8")
+                try:
+                    audio, rate = _silenced(self._synthesize, str(path))
+                except RuntimeError as exc:
+                    raise DataError(f"sinsy on {part.label} failed: {exc}") from None
+            audio = np.asarray(audio, np.float64) / 32768.0
+            if np.isfinite(audio).all() and np.abs(audio).max(initial=0.0) <= 2.0:
+                return _fit(soxr.resample(audio, rate, sr), n)
+        raise DataError(f"sinsy diverged on every syllable of a {part.label} part ({len(part.notes)} notes)")
+
+    def _score(self, part: Part, seconds: float, shift: int) -> str:
+        """The part as MusicXML lasting at least ``seconds``; ``shift`` moves every note to another syllable."""
         notes, now = [], 0.0
         for pitch, start, end in _sung(part):
             if start > now + 0.01:
                 notes.append(f"<note><rest/><duration>{round((start - now) * self.DIVISIONS)}</duration></note>")
             step, alter = self.STEPS[pitch % 12]
-            syllable = self.SYLLABLES[(pitch * 7 + round(start * 1000)) % len(self.SYLLABLES)]
+            syllable = self.SYLLABLES[(pitch * 7 + round(start * 1000) + shift) % len(self.SYLLABLES)]
             notes.append(f"<note><pitch><step>{step}</step>{'<alter>1</alter>' if alter else ''}"
                          f"<octave>{pitch // 12 - 1}</octave></pitch><duration>{round((end - start) * self.DIVISIONS)}"
                          f"</duration><lyric><text>{syllable}</text></lyric></note>")
             now = end
-        if not notes:
-            return np.zeros(n, np.float32)
-        beats = int(np.ceil(max(now, n / sr))) + 1  # Sinsy sings the measure's length, no more
-        score = ('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1"><part-list><score-part id="P1">'
-                 f'<part-name>voice</part-name></score-part></part-list><part id="P1"><measure number="1"><attributes>'
-                 f'<divisions>{self.DIVISIONS}</divisions><time><beats>{beats}</beats><beat-type>4</beat-type></time>'
-                 '</attributes><direction><direction-type><metronome><beat-unit>quarter</beat-unit><per-minute>60'
-                 '</per-minute></metronome></direction-type><sound tempo="60"/></direction>' + "".join(notes)
-                 + "</measure></part></score-partwise>\n")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "part.xml"
-            path.write_text(score, encoding="utf-8")
-            try:
-                audio, rate = _silenced(self._synthesize, str(path))
-            except RuntimeError as exc:
-                raise DataError(f"sinsy on {part.label} failed: {exc}") from None
-        import soxr
-
-        return _fit(soxr.resample(np.asarray(audio, np.float64) / 32768.0, rate, sr), n)
+        beats = int(np.ceil(max(now, seconds))) + 1  # Sinsy sings the measure's length, no more
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1"><part-list><score-part id="P1">'
+                f'<part-name>voice</part-name></score-part></part-list><part id="P1"><measure number="1"><attributes>'
+                f'<divisions>{self.DIVISIONS}</divisions><time><beats>{beats}</beats><beat-type>4</beat-type></time>'
+                '</attributes><direction><direction-type><metronome><beat-unit>quarter</beat-unit><per-minute>60'
+                '</per-minute></metronome></direction-type><sound tempo="60"/></direction>' + "".join(notes)
+                + "</measure></part></score-partwise>\n")
 
 
 def _silenced(call, *args):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -13,7 +13,8 @@ import torch
 class Batch:
     """Front-end outputs ``[n, ...]`` (float16 when large), clip targets and their mask ``[n, labels]``
     (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``,
-    the composer index ``[n]`` (-1: unknown) and whether each clip is one rendered single note ``[n]``."""
+    the composer index ``[n]`` (-1: unknown), whether each clip is one rendered single note ``[n]`` and
+    the bank index of a one-part rendered clip ``[n]`` (-1: none; ``train.domain``)."""
 
     inputs: torch.Tensor | None
     clips: torch.Tensor
@@ -22,17 +23,17 @@ class Batch:
     frame_known: torch.Tensor
     composers: torch.Tensor
     single_note: torch.Tensor
+    bank: torch.Tensor | None = None
 
     def to(self, device: str) -> Batch:
         """The batch on ``device`` (itself when it is there)."""
-        return Batch(*(None if t is None else t.to(device) for t in (self.inputs, self.clips, self.mask, self.frames,
-                                                                    self.frame_known, self.composers,
-                                                                    self.single_note)))
+        return Batch(*(None if t is None else t.to(device) for t in self._tensors()))
 
     def take(self, index) -> Batch:
-        return Batch(*(None if t is None else t[index] for t in (self.inputs, self.clips, self.mask, self.frames,
-                                                                    self.frame_known, self.composers,
-                                                                    self.single_note)))
+        return Batch(*(None if t is None else t[index] for t in self._tensors()))
+
+    def _tensors(self) -> list[torch.Tensor | None]:
+        return [getattr(self, f.name) for f in fields(self)]
 
 
 def random_crop(batch: Batch, length: int, time_pool: int, rng: np.random.Generator) -> Batch:
