@@ -75,7 +75,8 @@ def test_a_killed_torchrun_run_resumes_where_it_stopped(corpus, tmp_path):
     process = _torchrun(*command)
     state = Path(f"{out}.state")
     deadline = time.monotonic() + 300
-    while not state.exists() and time.monotonic() < deadline and process.poll() is None:
+    log = Path(f"{out}.log.jsonl")  # written after the state: once it exists, a state of that epoch does too
+    while not log.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()

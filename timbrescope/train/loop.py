@@ -237,12 +237,13 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         if val_map >= best["map"]:  # on a tie the later, longer-trained model
             best = {"map": val_map, "epoch": epoch,
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
-        atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
+        # the state first: a kill between the two writes leaves the log behind the state, never ahead of it
         atomic_torch_save({"config": asdict(config), "labels": labels, "model": model.state_dict(),
                            **({"adversary": adversary.state_dict()} if adversary is not None else {}),
                            "optimiser": optimiser.state_dict(),
                            "schedule": schedule.state_dict(), "epoch": epoch, "best": best, "history": history,
                            "rng": rng_states, "torch_rng": torch.get_rng_state()}, state_path)
+        atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
     return history, best
 
 
