@@ -7,7 +7,7 @@ Usage: python benchmarks/source_ablation.py --corpus DIR --realdev MANIFEST [--m
        [--clips 5000] [--epochs 6] [--out DIR] [--sources "real SFZ libraries,freepats"]
 Sources are groups of banks: fluidr3, musescore, freepats, stk (with --stk), hydrogen kits, festival voices,
 the extra sources (A320U, Sonivox, AVL kits, mda EPiano/Piano, setBfree, YC-20, GrandOrgue pipes, amped DI
-guitar, Sinsy), and of `--sfz ../shared/trainbanks`: its first 7 SFZ libraries, the SFZ libraries added in
+guitar, Sinsy, Debian recorded clips), and of `--sfz ../shared/trainbanks`: its first 7 SFZ libraries, the SFZ libraries added in
 session 19, and its recorded clips. With --holdout MANIFEST each run is also scored on the held-out libraries.
 Prints a Markdown table for docs/BENCHMARKS.md; realdev is never used to choose anything here.
 """
@@ -35,7 +35,9 @@ FIRST_LIBRARIES = {"salamander_grand_v16", "jlearman_martin_hd28", "karoryfer_ki
 # the sources of `synth --extra` (and --soundfont sonivox, --sinsy), by bank-name prefix
 EXTRA_GROUPS = (("a320u", "A320U"), ("sonivox", "Sonivox"), ("avl_", "AVL kits"), ("mda_", "mda EPiano/Piano"),
                 ("setbfree_", "setBfree"), ("yc20_", "YC-20"), ("grandorgue_", "GrandOrgue pipes"),
-                ("guitar_", "amped DI guitar"), ("sinsy", "Sinsy"))
+                ("guitar_", "amped DI guitar"), ("sinsy", "Sinsy"), ("lmms_samples", "Debian recorded clips"),
+                ("sonic_pi_samples", "Debian recorded clips"), ("csoundqt_examples", "Debian recorded clips"),
+                ("belofilms_guitar_strums", "Debian recorded clips"))
 
 
 def source_of(part: dict) -> str:
