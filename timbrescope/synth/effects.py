@@ -97,7 +97,7 @@ def apply_effects(y: np.ndarray, sr: int, params: dict) -> np.ndarray:
 
 
 def _in_room(y: np.ndarray, sr: int, room: dict) -> np.ndarray:
-    """``y`` mixed with its convolution by a room's impulse response (unit energy), ``room["wet"]`` of it."""
+    """``y`` mixed with its convolution by a room's impulse response (scaled to ``y``'s RMS), ``room["wet"]`` of it."""
     from scipy.signal import fftconvolve
 
     wet = fftconvolve(y, _impulse(room["name"], sr))[: len(y)]
