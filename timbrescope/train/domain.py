@@ -65,7 +65,9 @@ class BankAdversary(nn.Module):
         (0..1 of training)."""
         single = (banks >= 0) & ((clips > 0.5).sum(dim=1) == 1)
         label = clips.argmax(dim=1)
-        single &= self.label_banks[label].sum(dim=1) > 1
+        # a label two or more banks play, and that the clip's bank plays: a clip whose stretch is silent, mixed
+        # with a partner of another label, would otherwise carry that label with its own (impossible) bank
+        single &= (self.label_banks[label].sum(dim=1) > 1) & self.label_banks[label, banks.clamp(min=0)]
         if not single.any():
             return embedding.sum() * 0.0
         ramp = 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
