@@ -6,7 +6,8 @@ Freesound, per its copyright file) carry 27 readable recordings of 11 labels, se
 the packages the corpus presets train on (whether a General-MIDI soundfont re-uses one is not
 checked). Too few to decide on alone (one recording is 0.037 of top-1): a figure reported beside the
 npm notes. The LMMS notes' origins are not stated in the package's copyright file, so "recorded" is
-assumed from their names.
+assumed from their names. **Since session 22 `synth --extra` trains on these recordings** (all but
+`ambi_choir`; `synth.banks.DEBIAN_CLIPS`), so this judge only judges models trained without `--extra`.
 
     python benchmarks/debian_samples.py --out build/debian-samples
     python benchmarks/realdev_accuracy.py --manifest build/debian-samples/MANIFEST.csv
