@@ -421,39 +421,3 @@ def test_augmentations_draw_then_apply_and_repeat_from_the_same_draw():
     assert torch.equal(first.inputs, second.inputs) and not torch.equal(first.inputs, inputs)
     assert augment(batch, None, 1.0, np.random.default_rng(0)) is batch
 
-
-def test_bank_adversary_guesses_among_the_banks_of_the_label_through_a_reversed_gradient():
-    from timbrescope.train.domain import BankAdversary
-
-    # label 0 is played by banks 0 and 1, label 1 only by bank 2; a two-label clip and a clip of no bank
-    clips = torch.tensor([[1.0, 0], [1, 0], [1, 0], [0, 1], [1, 1], [1, 0]])
-    banks = torch.tensor([0, 1, 1, 2, 0, -1])
-    torch.manual_seed(0)
-    adversary = BankAdversary.fit_to(4, clips, banks)
-    assert adversary.label_banks.tolist() == [[True, True, False], [False, False, True]]
-    # a batch: three countable clips, then a one-bank label, two labels, no bank, and label 0 with bank 2
-    # (a silent stretch mixed with another label's clip), none of which counts
-    batch_clips, batch_banks = torch.cat([clips, torch.tensor([[1.0, 0]])]), torch.cat([banks, torch.tensor([2])])
-    embedding = torch.randn(7, 4, requires_grad=True)
-    loss = adversary.loss(embedding, batch_clips, batch_banks, progress=1.0)
-    loss.backward()
-    assert 0 < loss.item() < float("inf")
-    assert embedding.grad[3:].abs().sum() == 0
-    # the embedding's gradient is the reverse of what would lower the adversary's loss
-    inputs = embedding.detach()[:3].clone().requires_grad_(True)
-    plain = torch.nn.functional.cross_entropy(
-        adversary.net(inputs).masked_fill(~adversary.label_banks[torch.zeros(3, dtype=torch.long)], float("-inf")),
-        banks[:3])
-    plain.backward()
-    torch.testing.assert_close(embedding.grad[:3], -inputs.grad, rtol=1e-4, atol=1e-6)
-    assert adversary.loss(embedding, batch_clips, batch_banks, progress=0.0).item() == pytest.approx(loss.item())
-    assert adversary.loss(embedding[3:], batch_clips[3:], batch_banks[3:], 1.0).item() == 0.0
-
-
-def test_training_with_the_bank_adversary_keeps_only_the_model(corpus, tmp_path):
-    out = tmp_path / "adversary.ckpt"
-    summary = train(corpus, out, replace(CONFIG, epochs=2, bank_adversary=0.5))
-    assert summary["recipe"]["loss"]["bank_adversary"] == 0.5 and len(summary["history"]) == 2
-    saved = torch.load(out, weights_only=True)["state_dict"]
-    assert not any(key.startswith("net.") or "label_banks" in key for key in saved)
-    assert Recognizer(out).labels

@@ -45,7 +45,6 @@ from timbrescope.models.registry import accepts_features, list_models, model_cla
 from timbrescope.timeline import DecisionRule
 from timbrescope.train import distributed
 from timbrescope.train.distributed import Ranks
-from timbrescope.train.domain import BankAdversary, bank_indices
 from timbrescope.train.recipe import Recipe, TrainConfig
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
@@ -64,8 +63,6 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     ranks = distributed.join()
     if ranks.world > 1 and config.budget_seconds:
         raise ParameterError("a time budget (schedule.budget_minutes) is for one process, not torchrun")
-    if ranks.world > 1 and config.bank_adversary:
-        raise ParameterError("the bank adversary (loss.bank_adversary) is for one process, not torchrun")
     progress = progress if ranks.main else None
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
@@ -183,13 +180,10 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
     takes ~18 % less time); only the layout changes, so results differ from a contiguous run by rounding.
     Under torchrun (``ranks``) each rank takes its share of every epoch (``batch_size`` is per rank);
     rank 0 validates, decides and writes; the others return an empty best."""
-    adversary = _bank_adversary(model, train_feats, config)
     model.to(ranks.device, memory_format=torch.channels_last)
-    if adversary is not None:
-        adversary.to(ranks.device)
     forward = distributed.wrap(model, ranks)
-    trained = [p for p in model.parameters() if p.requires_grad] + list(adversary.parameters() if adversary is not None else ())
-    optimiser = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(math.ceil(len(train_feats.clips) / ranks.world) / config.batch_size)
     schedule = _one_cycle(optimiser, config, config.epochs * steps_per_epoch)
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
@@ -202,8 +196,6 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
             raise DataError(f"{state_path} was written by {len(state['rng'])} training processes, not "
                             f"{ranks.world}; resume with as many")
         model.load_state_dict(state["model"])
-        if adversary is not None:
-            adversary.load_state_dict(state["adversary"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
@@ -222,7 +214,7 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
         train_loss, schedule = _train_epoch(
             model, forward, train_feats, optimiser, schedule, config, rng,
             lambda done, total: progress and progress(f"epoch {epoch + 1}", done, total),
-            fit_to_budget if epoch == 0 and config.budget_seconds else None, ranks, adversary)
+            fit_to_budget if epoch == 0 and config.budget_seconds else None, ranks)
         rng_states = distributed.gather(rng.bit_generator.state, ranks)
         if not ranks.main:
             continue
@@ -239,24 +231,11 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
         # the state first: a kill between the two writes leaves the log behind the state, never ahead of it
         atomic_torch_save({"config": asdict(config), "labels": labels, "model": model.state_dict(),
-                           **({"adversary": adversary.state_dict()} if adversary is not None else {}),
                            "optimiser": optimiser.state_dict(),
                            "schedule": schedule.state_dict(), "epoch": epoch, "best": best, "history": history,
                            "rng": rng_states, "torch_rng": torch.get_rng_state()}, state_path)
         atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
     return history, best
-
-
-def _bank_adversary(model: nn.Module, feats: Batch, config: TrainConfig) -> BankAdversary | None:
-    """The bank-adversarial head of ``config.bank_adversary`` (None when 0)."""
-    if not config.bank_adversary:
-        return None
-    with torch.no_grad():
-        embedding = model.forward_features(feats.inputs[:1].float()).get("embedding")
-    if embedding is None or not (feats.bank >= 0).any():
-        raise ParameterError("the bank adversary needs a model with an embedding (e.g. timbrenet) and rendered "
-                             "training clips of one part")
-    return BankAdversary.fit_to(embedding.shape[1], feats.clips, feats.bank)
 
 
 def _one_cycle(optimiser, config: TrainConfig, total_steps: int):
@@ -331,8 +310,7 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
                                    if ex.segments is not None and model.frame_level else empty for ex in kept])),
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
-        torch.tensor([is_single_note(ex) for ex in kept]),
-        torch.from_numpy(bank_indices(kept)[0]))
+        torch.tensor([is_single_note(ex) for ex in kept]))
 
 
 def extra_train_examples(config: TrainConfig) -> list[Example]:
@@ -362,11 +340,10 @@ def is_single_note(example: Example) -> bool:
 
 def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, config: TrainConfig,
                  rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None,
-                 ranks: Ranks = Ranks(), adversary: BankAdversary | None = None):
+                 ranks: Ranks = Ranks()):
     """One pass over the training clips (this rank's share of them; cut short when the schedule ends)
-    through ``forward`` (the model's ``forward_features``, or DDP around it), plus ``adversary``'s loss;
-    returns the mean loss and the schedule, replaced by ``fit_to_budget(seconds per step, steps done)``
-    once the pace is known."""
+    through ``forward`` (the model's ``forward_features``, or DDP around it); returns the mean loss and
+    the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
     order = distributed.shard(epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(),
                                           config.note_share), ranks)
@@ -382,11 +359,7 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
             batch = random_crop(batch, *crop, rng)
         batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng)
         batch = batch.to(ranks.device)
-        out = forward(batch.inputs)
-        loss = _loss(model, out, batch, config) + model.penalty()
-        if adversary is not None:
-            loss = loss + config.bank_adversary * adversary.loss(out["embedding"], batch.clips, batch.bank,
-                                                                 schedule.last_epoch / schedule.total_steps)
+        loss = _loss(model, forward(batch.inputs), batch, config) + model.penalty()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

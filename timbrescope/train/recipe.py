@@ -17,7 +17,6 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
-                bank_adversary = 0.0           # weight of the bank-adversarial head (``train.domain``; 0: none)
     [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
 
 Precedence: ``TrainConfig``'s defaults < the model's ``training_defaults`` (a reference system's batch
@@ -49,7 +48,6 @@ class TrainConfig:
     patience: int = 6
     frame_loss_weight: float = 0.5
     composer_loss_weight: float = 0.5
-    bank_adversary: float = 0.0  # weight of the bank-adversarial loss (train.domain; 0: no adversary)
     mixture_probability: float = 0.3
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
@@ -85,8 +83,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "augment": {"mixture_probability": "mixture_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
-    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight",
-             "bank_adversary": "bank_adversary"},
+    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
     "decision": {"clip_floor": "clip_floor"},
 }
 _TUPLES = {"extra_train", "exclude_banks"}
