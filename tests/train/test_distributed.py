@@ -80,6 +80,11 @@ def test_a_killed_torchrun_run_resumes_where_it_stopped(corpus, tmp_path):
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # torchrun starts each worker in a session of its own: killing the agent's group leaves them training on,
+    # writing the state and the log beside the resumed run (the flake of sessions 21-22). Kill them too.
+    subprocess.run(["pkill", "-KILL", "-f", str(out)], check=False)
+    while subprocess.run(["pgrep", "-f", str(out)], capture_output=True).returncode == 0:
+        time.sleep(0.05)
     if not state.exists():
         pytest.fail("the run ended before it could be killed: " + process.stderr.read()[-2000:])
     before = [json.loads(line) for line in (tmp_path / "ddp.ckpt.log.jsonl").read_text().splitlines()]
