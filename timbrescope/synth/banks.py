@@ -71,6 +71,12 @@ GM_SOUNDFONTS = (
 )
 
 
+def not_installed(what: str, package: str) -> DataError:
+    """The one-line error for a file of a Debian package that is not there."""
+    return DataError(f"{what} not found: install the Debian package {package} "
+                     f"(apt-get install {package}, or run `make setup`)")
+
+
 # More soundfonts of Debian packages, train banks of the ``extra`` sources: (name, file, package, labels);
 # a drum-kit-only soundfont plays its kit from preset 0 of bank 0 or 128 (whichever it has).
 EXTRA_SOUNDFONTS = (
@@ -86,8 +92,7 @@ def extra_soundfont_banks() -> list[Bank]:
     banks = []
     for name, path, package, playable in EXTRA_SOUNDFONTS:
         if not Path(path).is_file():
-            raise DataError(f"soundfont {path} not found: install the Debian package {package} "
-                            f"(apt-get install {package}, or run `make setup`)")
+            raise not_installed(f"soundfont {path}", package)
         banks.append(Bank(name, Path(path), "fluidsynth", "train", playable or tuple(renderable_labels()), package))
     return banks
 
@@ -118,8 +123,7 @@ def debian_clip_banks() -> list[Bank]:
         for pattern, label in patterns:
             found = sorted(path.name for path in Path(folder).glob(pattern))
             if not found:
-                raise DataError(f"{folder}/{pattern} not found: install the Debian package {package} "
-                                f"(apt-get install {package}, or run `make setup`)")
+                raise not_installed(f"{folder}/{pattern}", package)
             grouped.setdefault(label, []).extend(found)
         banks += [Bank(f"{library}:{label}", Path(folder), "clip", _split(f"{library}:{label}"), (label,), package,
                        licence, tuple(clips)) for label, clips in grouped.items()]
@@ -146,8 +150,7 @@ def gm_banks(extra_soundfonts: list[Path] = (), names: list[str] | None = None) 
         if names is not None and name not in names:
             continue
         if not Path(path).is_file():
-            raise DataError(f"soundfont {path} not found: install the Debian package {package} "
-                            f"(apt-get install {package}, or run `make setup`)")
+            raise not_installed(f"soundfont {path}", package)
         banks.append(Bank(name, Path(path), "fluidsynth", split, tuple(renderable_labels()), package))
     for path in map(Path, extra_soundfonts):
         if not path.is_file() or path.suffix.lower() not in (".sf2", ".sf3"):

@@ -36,7 +36,8 @@ from timbrescope.fileio import atomic_write, atomic_write_text, ensure_writable_
 from timbrescope.synth.banks import (RECORDED_ENGINES, SPLITS, Bank, debian_clip_banks, extra_soundfont_banks,
                                      festival_banks, freepats_bank, gm_banks, hydrogen_banks, sfz_banks, sinsy_bank,
                                      stk_bank)
-from timbrescope.synth.effects import apply_effects, draw_effects, normalise_peak, rms, room_names, uniform_rounded
+from timbrescope.synth.effects import (ROOM_IMPULSES, apply_effects, draw_effects, normalise_peak, rms, room_names,
+                                      uniform_rounded)
 from timbrescope.synth.material import SNARE, Note, Part, drum_hit, drum_pattern, phrase, single_note
 from timbrescope.synth.multisample import multisample_banks
 from timbrescope.synth.render import Renderer
@@ -109,7 +110,8 @@ class Settings:
         for folder in self.sfz_dirs:
             banks += sfz_banks(Path(folder))
         if self.extra:
-            room_names()  # fail before any rendering if the room impulse responses are missing
+            room_names()  # fail before any rendering if the room impulse responses are missing (clips then
+            # draw from ROOM_IMPULSES without checking the files again)
             banks += extra_soundfont_banks() + debian_clip_banks()
             banks += multisample_banks(cache, banks, Renderer)
         if self.sinsy:
@@ -300,7 +302,7 @@ def render_clip(job: ClipJob, settings: Settings, banks: list[Bank], coverage: d
         parts_info.append({"label": label, "bank": bank.name, "program": program, "material": part.material,
                            "gain_db": gain_db, "source": _source(label, program),
                            **({"recording": part.take.clip} if part.take else {})})
-    effects = draw_effects(rng, room_names() if settings.extra else ()) if settings.effects else None
+    effects = draw_effects(rng, tuple(ROOM_IMPULSES) if settings.extra else ()) if settings.effects else None
     mix = np.sum(stems, axis=0)
     mix = apply_effects(mix, sr, effects) if effects else normalise_peak(mix, -3.0)
     folder = out / "audio" / job.split

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from timbrescope.audio.io import load
-from timbrescope.errors import DataError
+from timbrescope.synth.banks import not_installed
 
 # Probability that each effect is applied to a clip.
 PROBABILITY = {"eq": 0.7, "highpass": 0.3, "lowpass": 0.3, "reverb": 0.7, "compressor": 0.4,
@@ -31,8 +31,7 @@ def room_names() -> tuple[str, ...]:
     """The ``ROOM_IMPULSES`` (DataError naming the package when one is missing)."""
     missing = [str(path) for path in ROOM_IMPULSES.values() if not path.is_file()]
     if missing:
-        raise DataError(f"room impulse response {missing[0]} not found: install the Debian package "
-                        f"csoundqt-examples (or run `make setup`)")
+        raise not_installed(f"room impulse response {missing[0]}", "csoundqt-examples")
     return tuple(ROOM_IMPULSES)
 
 
