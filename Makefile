@@ -14,10 +14,10 @@ DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont ti
 	festival festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k \
 	$(EXTRA_DEB_PACKAGES)
 # The extra sources of `synth --extra` (docs/sources/ENGINES.md): two more soundfonts (A320U, the AVL drum
-# kits), LV2 and JACK instruments rendered headless (mda EPiano/Piano, setBfree, Foo YC-20) with jackd's dummy
+# kits), LV2 and JACK instruments rendered headless (mda EPiano/Piano, setBfree, Foo YC-20, bristol's Vox) with jackd's dummy
 # driver and jalv, the GrandOrgue demo's pipe samples (WavPack), guitarix amps and rakarrack cabinets for DI guitar,
 # recorded clips of LMMS, Sonic Pi, a Hydrogen guitar-strum "kit" and CsoundQt, and CsoundQt's room impulse responses.
-EXTRA_DEB_PACKAGES := denemo-data avldrums.lv2-soundfont mda-lv2 setbfree foo-yc20 jackd2 jalv grandorgue-demo \
+EXTRA_DEB_PACKAGES := denemo-data avldrums.lv2-soundfont mda-lv2 setbfree foo-yc20 bristol jackd2 jalv grandorgue-demo \
 	wavpack guitarix-lv2 lilv-utils rakarrack lmms-common sonic-pi-samples hydrogen-drumkits-effects \
 	csoundqt-examples cmake g++
 # (cmake and g++ build PyPI's pysinsy, Sinsy's singing voice, from its sdist: the `sing` extra, in `test` too.)

@@ -2,6 +2,7 @@
 GrandOrgue pipes, DI guitar through LV2 amps and a cabinet), the extra soundfonts, the Debian packages'
 recorded clips and the recorded rooms of the reverb."""
 
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from timbrescope.synth.material import Note, Part
 from timbrescope.synth.multisample import INSTRUMENTS, Instrument, multisample_banks
 from timbrescope.synth.render import Renderer
 
-pytestmark = pytest.mark.system  # runs jackd, jalv, lv2apply, wvunpack
+pytestmark = pytest.mark.system  # runs jackd, jalv, startBristol, lv2apply, wvunpack
 
 
 def _instrument(name: str, **changes) -> Instrument:
@@ -63,6 +64,19 @@ def test_jack_instrument_is_rendered_headless_into_a_playable_sfz(tmp_path, only
     stamp = (tmp_path / "setbfree_jazz" / "setbfree_jazz.sfz").stat().st_mtime_ns
     multisample_banks(tmp_path, [], Renderer)
     assert (tmp_path / "setbfree_jazz" / "setbfree_jazz.sfz").stat().st_mtime_ns == stamp
+
+
+def test_vox_continental_plays_in_real_time_below_its_top_key_and_leaves_no_process(tmp_path, only):
+    vox = _instrument("vox_continental", step=12, hold=1.0, release=0.5)  # 36, 48, 60: the keys up to 71
+    assert (vox.keys, vox.freewheel) == ([36, 48, 60], False)
+    only(vox)
+    [bank] = multisample_banks(tmp_path, [], Renderer)
+    assert bank.labels == ("organ",) and bank.package == "bristol"
+    for key in (36, 48, 60):
+        y, sr = sf.read(tmp_path / "vox_continental" / f"{key:03d}_v100.flac")
+        assert _level(y[: sr]) > -30 and _level(y[round(1.3 * sr):]) < _level(y[: sr]) - 20  # sounds, then stops
+    # startBristol's engine and text interface ran in a session of their own, which was stopped whole
+    assert subprocess.run(["pgrep", "-f", "bristol .*-register vox"], capture_output=True).stdout == b""
 
 
 def test_electric_piano_through_an_lv2_effect_differs_from_the_dry_one(tmp_path, only):

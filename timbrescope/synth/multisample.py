@@ -4,9 +4,9 @@ Each instrument of ``INSTRUMENTS`` becomes an SFZ folder in the corpus's bank ca
 the ``.sfz`` that maps them), which the corpus then plays like any recorded SFZ library:
 
 - ``jack``: an LV2 instrument hosted by ``jalv`` (mda EPiano and Piano, setBfree) or a JACK synth
-  (``foo-yc20-cli``) on a private JACK server with the ``dummy`` driver in freewheel mode: a JACK client
-  plays every note and records the outputs, then sends all-notes-off; every note and the silence after the
-  last one are checked;
+  (``foo-yc20-cli``, bristol's Vox Continental engine with its text interface) on a private JACK server with
+  the ``dummy`` driver, in freewheel mode where the engine allows: a JACK client plays every note and records
+  the outputs, then sends all-notes-off; every note and the silence after the last one are checked;
 - ``reamp``: a clean direct-input electric guitar of the SFZ folders (train split only), played by sfizz;
 - ``grandorgue``: the pipe samples of the GrandOrgue demo organ (WavPack, decoded by ``wvunpack``),
   stops layered as an organist registers them.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -53,7 +54,9 @@ class Instrument:
     """One multisampled instrument. ``source`` is ``("jack", command, output ports, MIDI program or -1)``,
     ``("reamp",)`` or ``("grandorgue", stop, ...)``; ``keys`` the sampled MIDI notes (every ``step``),
     ``velocities`` the layers, ``hold``/``release`` each note's seconds before and after its note-off;
-    ``chain`` LV2 effects as (URI, ((port, value), ...)); ``cabinet`` a rakarrack impulse response number."""
+    ``chain`` LV2 effects as (URI, ((port, value), ...)); ``cabinet`` a rakarrack impulse response number;
+    ``highest`` the highest MIDI note the engine sounds (bristol's Vox keyboard stops at 71); ``freewheel``
+    whether a JACK engine renders faster than real time (bristol hangs or drops notes in freewheel mode)."""
 
     name: str
     label: str
@@ -66,10 +69,13 @@ class Instrument:
     release: float = 1.0
     chain: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     cabinet: int = 0
+    highest: int = 127
+    freewheel: bool = True
 
     @property
     def keys(self) -> list[int]:
         low, high = PLAYABLE_RANGE[self.label]
+        high = min(high, self.highest)
         return list(range(low + (-low) % self.step, high + 1, self.step))  # the multiples of step in range
 
 
@@ -82,6 +88,15 @@ _EPIANO_TREMOLO = ("jack", _jalv(MDA + "EPiano", modulation=0.75, rate=0.6), ("i
                                                                                "instrument:right_out"), -1)
 _SETBFREE = ("instrument:outL", "instrument:outR")
 _YC20 = ("jack", ("foo-yc20-cli",), ("Foo YC20:output",), -1)
+
+
+def _bristol(model: str, memory: int) -> tuple:
+    """bristol's engine with its text interface (``-cli -window``: no X display), JACK audio and MIDI."""
+    return ("jack", ("startBristol", model, "-load", str(memory), "-jack", "-midi", "jack", "-register", "vox",
+                     "-cli", "-window"), ("vox:out_left", "vox:out_right"), -1)
+
+
+_VOX = dict(package="bristol", licence="GPL-3.0-or-later", highest=71, freewheel=False)
 _GUITAR = dict(package="guitarix-lv2, rakarrack", licence="GPL-2.0-or-later (effects); the guitar's own", step=2,
                velocities=(70, 115), hold=3.5, release=0.5)
 _TS9, _DS1, _MUFF = GX + "gxts9#ts9sim", GX + "gx_bossds1_#_bossds1_", GX + "gx_muff_#_muff_"
@@ -107,6 +122,10 @@ INSTRUMENTS = (
     Instrument("yc20_combo", "organ", "foo-yc20", "GPL-3.0-or-later", _YC20),
     Instrument("yc20_whirl", "organ", "foo-yc20, setbfree", "GPL-3.0-or-later", _YC20,
                chain=(("http://gareus.org/oss/lv2/b_whirl#simple", ()),)),
+    Instrument("vox_continental", "organ", source=_bristol("-vox", 0), **_VOX),
+    Instrument("vox_continental_bright", "organ", source=_bristol("-vox", 2), **_VOX),
+    Instrument("vox_super_whirl", "organ", source=_bristol("-voxM2", 0),
+               chain=(("http://gareus.org/oss/lv2/b_whirl#simple", ()),), **_VOX),
     Instrument("grandorgue_principals", "organ", "grandorgue-demo", "GPL-2.0-or-later OR CC-BY-SA-2.5",
                ("grandorgue", "Montre8", "Octavin2")),
     Instrument("grandorgue_flutes", "organ", "grandorgue-demo", "GPL-2.0-or-later OR CC-BY-SA-2.5",
@@ -206,13 +225,15 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
         env["HOME"] = home
         processes = [subprocess.Popen(["jackd", "--no-realtime", "-n", server, "-d", "dummy",
                                        "-r", str(SAMPLE_RATE), "-p", "1024"], env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)]
+                                      stderr=subprocess.DEVNULL, start_new_session=True)]
         try:
             client = _connect(lambda: jack.Client("recorder", servername=server, no_start_server=True),
                               f"jackd ({instrument.package})")
-            # jalv quits when its standard input closes: keep it open until the end
+            # jalv quits when its standard input closes: keep it open until the end; a session of its own,
+            # so that stopping it stops what it started (startBristol starts bristol and brighton)
             processes.append(subprocess.Popen(list(command), env=env, stdin=subprocess.PIPE,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                              start_new_session=True))
             midi = client.midi_outports.register("midi")
             inputs = [client.inports.register(f"in{i}") for i in range(len(outputs))]
 
@@ -235,25 +256,36 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
 
             with client:
                 names = _connect(lambda: _ports(client, outputs), f"{command[0]} ({instrument.package})")
-                for name, port in zip(names["audio"], inputs):
-                    client.connect(name, port)
-                client.connect(midi, names["midi"])
+                # a client may register its ports before it activates (bristol): connect once it has
+                _connect(lambda: _wire(client, names, inputs, midi), f"{command[0]} ({instrument.package})")
                 state["armed"] = True
-                client.set_freewheel(True)
+                if instrument.freewheel:
+                    client.set_freewheel(True)
                 if not finished.wait(600):
                     raise DataError(f"{instrument.name}: the JACK render did not finish within 10 min")
-                client.set_freewheel(False)
+                if instrument.freewheel:
+                    client.set_freewheel(False)
         finally:
             for process in reversed(processes):
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                _stop(process)
     mono = recorded.mean(axis=0)
     _check_silent_after(instrument, mono[end + SAMPLE_RATE // 2:])
     return mono[lead:end]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop ``process`` and every process of its session (it leads one): SIGTERM, then SIGKILL after 5 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:  # the whole group has gone
+            pass
+        try:
+            process.wait(5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
 
 
 @contextmanager
@@ -279,6 +311,15 @@ def _ports(client, outputs: tuple[str, ...]) -> dict:
     if not midi:
         raise KeyError(prefix)
     return {"audio": list(outputs), "midi": midi[0]}
+
+
+def _wire(client, names: dict, inputs: list, midi) -> None:
+    """Connect the instrument's audio outputs to ``inputs`` and ``midi`` to its MIDI input (each once)."""
+    for name, port in zip(names["audio"], inputs):
+        if name not in [other.name for other in port.connections]:
+            client.connect(name, port)
+    if names["midi"] not in [other.name for other in midi.connections]:
+        client.connect(midi, names["midi"])
 
 
 def _connect(attempt, what: str):
