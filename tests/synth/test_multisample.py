@@ -2,10 +2,12 @@
 GrandOrgue pipes, DI guitar through LV2 amps and a cabinet), the extra soundfonts, the Debian packages'
 recorded clips and the recorded rooms of the reverb."""
 
+import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -18,7 +20,7 @@ from timbrescope.synth.material import Note, Part
 from timbrescope.synth.multisample import INSTRUMENTS, Instrument, multisample_banks
 from timbrescope.synth.render import Renderer
 
-pytestmark = pytest.mark.system  # runs jackd, jalv, startBristol, lv2apply, wvunpack
+pytestmark = pytest.mark.system  # runs jackd, jalv, startBristol, lv2apply, wvunpack, Faust
 
 
 def _instrument(name: str, **changes) -> Instrument:
@@ -77,6 +79,19 @@ def test_vox_continental_plays_in_real_time_below_its_top_key_and_leaves_no_proc
         assert _level(y[: sr]) > -30 and _level(y[round(1.3 * sr):]) < _level(y[: sr]) - 20  # sounds, then stops
     # startBristol's engine and text interface ran in a session of their own, which was stopped whole
     assert subprocess.run(["pgrep", "-f", "bristol .*-register vox"], capture_output=True).stdout == b""
+
+
+def test_faust_flute_is_keyed_by_the_pitch_it_sounds(tmp_path, only):
+    flute = _instrument("faust_flute", step=12, velocities=(100,))  # plays 60, 72, 84, 96
+    only(flute)
+    [bank] = multisample_banks(tmp_path, [], Renderer)
+    regions = dict(re.findall(r"sample=(\d+)_v100.flac pitch_keycenter=(\d+)", (tmp_path / "faust_flute" /
+                                                                               "faust_flute.sfz").read_text()))
+    keys = {int(played): int(sounding) for played, sounding in regions.items()}
+    assert 60 in keys and 84 in keys and keys[84] < 84  # the model sounds flat at the top; the map says so
+    y = _play(bank, keys[84])
+    f0 = librosa.yin(y[2_205:22_050], fmin=200, fmax=3000, sr=22_050)
+    assert abs(librosa.hz_to_midi(np.median(f0)) - keys[84]) < 0.7  # sfizz plays it at its own pitch
 
 
 def test_electric_piano_through_an_lv2_effect_differs_from_the_dry_one(tmp_path, only):

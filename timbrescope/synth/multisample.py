@@ -7,6 +7,8 @@ the ``.sfz`` that maps them), which the corpus then plays like any recorded SFZ 
   (``foo-yc20-cli``, bristol's Vox Continental engine with its text interface) on a private JACK server with
   the ``dummy`` driver, in freewheel mode where the engine allows: a JACK client plays every note and records
   the outputs, then sends all-notes-off; every note and the silence after the last one are checked;
+- ``faust``: a Faust physical model of ``physmodels.lib`` compiled and played by PyPI ``dawdreamer`` (only
+  those that networks trained without them hear as their label: ``benchmarks/faust_models.py``);
 - ``reamp``: a clean direct-input electric guitar of the SFZ folders (train split only), played by sfizz;
 - ``grandorgue``: the pipe samples of the GrandOrgue demo organ (WavPack, decoded by ``wvunpack``),
   stops layered as an organist registers them.
@@ -52,7 +54,8 @@ JACK_SERVER = "timbrescope"  # the private JACK server's name (see _one_jack_ser
 @dataclass(frozen=True)
 class Instrument:
     """One multisampled instrument. ``source`` is ``("jack", command, output ports, MIDI program or -1)``,
-    ``("reamp",)`` or ``("grandorgue", stop, ...)``; ``keys`` the sampled MIDI notes (every ``step``),
+    ``("faust", physmodels.lib function, ((parameter, value), ...))``, ``("reamp",)`` or
+    ``("grandorgue", stop, ...)``; ``keys`` the sampled MIDI notes (every ``step``),
     ``velocities`` the layers, ``hold``/``release`` each note's seconds before and after its note-off;
     ``chain`` LV2 effects as (URI, ((port, value), ...)); ``cabinet`` a rakarrack impulse response number;
     ``highest`` the highest MIDI note the engine sounds (bristol's Vox keyboard stops at 71); ``freewheel``
@@ -96,6 +99,8 @@ def _bristol(model: str, memory: int) -> tuple:
                      "-cli", "-window"), ("vox:out_left", "vox:out_right"), -1)
 
 
+_FAUST = dict(package="PyPI dawdreamer (Faust physmodels.lib)", licence="GPL-3.0-or-later (dawdreamer); "
+              "LGPL-2.1-or-later (physmodels.lib)", velocities=(70, 110), step=2)
 _VOX = dict(package="bristol", licence="GPL-3.0-or-later", highest=71, freewheel=False)
 _GUITAR = dict(package="guitarix-lv2, rakarrack", licence="GPL-2.0-or-later (effects); the guitar's own", step=2,
                velocities=(70, 115), hold=3.5, release=0.5)
@@ -126,6 +131,9 @@ INSTRUMENTS = (
     Instrument("vox_continental_bright", "organ", source=_bristol("-vox", 2), **_VOX),
     Instrument("vox_super_whirl", "organ", source=_bristol("-voxM2", 0),
                chain=(("http://gareus.org/oss/lv2/b_whirl#simple", ()),), **_VOX),
+    Instrument("faust_flute", "flute", source=("faust", "pm.flute_ui_MIDI", ()), **_FAUST),
+    Instrument("faust_flute_open", "flute", source=("faust", "pm.flute_ui_MIDI", (("mouthPosition", 0.7),)),
+               **_FAUST),
     Instrument("grandorgue_principals", "organ", "grandorgue-demo", "GPL-2.0-or-later OR CC-BY-SA-2.5",
                ("grandorgue", "Montre8", "Octavin2")),
     Instrument("grandorgue_flutes", "organ", "grandorgue-demo", "GPL-2.0-or-later OR CC-BY-SA-2.5",
@@ -178,8 +186,10 @@ def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_f
         else:
             slots = [(key, velocity) for key in instrument.keys for velocity in instrument.velocities]
             if instrument.source[0] == "jack":
-                take = _jack_take(instrument, slots)
-                regions = _cut(instrument, _effects(instrument, take, work), slots, work, "")
+                take = _effects(instrument, _jack_take(instrument, slots), work)
+                regions = _cut(instrument, take, slots, work, "")
+            elif instrument.source[0] == "faust":
+                regions = _keyed_by_pitch(_cut(instrument, _faust_take(instrument, slots), slots, work, ""), work)
             else:
                 regions = []
                 for guitar in guitars:  # each key from the first guitar that plays it: one key map
@@ -194,6 +204,51 @@ def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_f
         work.rename(folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _faust_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarray:
+    """Every (key, velocity) of ``slots`` played in turn by a Faust polyphonic voice: (samples,) float32 mono."""
+    try:
+        import dawdreamer
+    except ImportError:
+        raise DataError(f"{instrument.name} needs PyPI dawdreamer: pip install 'timbrescope[faust]'") from None
+    _, function, settings = instrument.source
+    engine = dawdreamer.RenderEngine(SAMPLE_RATE, 512)
+    faust = engine.make_faust_processor("faust")
+    faust.num_voices = 4
+    faust.set_dsp_string(f'import("stdfaust.lib"); process = {function};')
+    if not faust.compile():
+        raise DataError(f"{instrument.name}: Faust did not compile {function}")
+    index = {entry["name"].rsplit("/", 1)[-1]: entry["index"] for entry in faust.get_parameters_description()}
+    for name, value in settings:
+        faust.set_parameter(index[name], value)
+    seconds = _slot_seconds(instrument)
+    for i, (key, velocity) in enumerate(slots):
+        faust.add_midi_note(key, velocity, i * seconds, instrument.hold)
+    engine.load_graph([(faust, [])])
+    engine.render(len(slots) * seconds)
+    return engine.get_audio().mean(axis=0).astype(np.float32)[:round(len(slots) * seconds * SAMPLE_RATE)]
+
+
+def _keyed_by_pitch(regions: list[dict], work: Path) -> list[dict]:
+    """``regions`` keyed by the pitch their key sounds (median YIN over the held second of its first
+    velocity, rounded), not the one played: the Faust flute sounds up to 11 semitones flat at the top.
+    A key that sounds a pitch an earlier key already sounds is dropped, files included."""
+    import librosa
+
+    kept, sounding = [], {}
+    for region in regions:
+        played = region["key"]
+        if played not in sounding:
+            y, sr = sf.read(work / region["sample"], dtype="float32")
+            f0 = librosa.yin(y[sr // 4:5 * sr // 4], fmin=60, fmax=3000, sr=sr)
+            key = int(round(float(librosa.hz_to_midi(np.median(f0)))))
+            sounding[played] = None if key in sounding.values() else key
+        if sounding[played] is None:
+            (work / region["sample"]).unlink()
+        else:
+            kept.append({**region, "key": sounding[played]})
+    return kept
 
 
 def _slot_seconds(instrument: Instrument) -> float:
