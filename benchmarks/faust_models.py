@@ -22,9 +22,9 @@ import sys
 import numpy as np
 
 from timbrescope.inference import Recognizer
+from timbrescope.synth.multisample import SAMPLE_RATE, Instrument, faust_take
 from timbrescope.taxonomy import PLAYABLE_RANGE
 
-SAMPLE_RATE = 44_100
 NOTE_SECONDS, HOLD_SECONDS = 2.0, 1.5
 
 # (model, label, the physmodels.lib function, parameter settings to try: {name suffix: value})
@@ -42,27 +42,14 @@ MODELS = (
 )
 
 
-def render(function: str, settings: dict[str, float], keys: list[int]) -> list[np.ndarray]:
-    """One (samples,) float32 note per key, peak-normalised to 0.5, played by the Faust polyphonic voice."""
-    import dawdreamer
-
-    engine = dawdreamer.RenderEngine(SAMPLE_RATE, 512)
-    faust = engine.make_faust_processor("faust")
-    faust.num_voices = 4
-    faust.set_dsp_string(f'import("stdfaust.lib"); process = {function} <: _, _;')
-    if not faust.compile():
-        raise RuntimeError(f"Faust did not compile {function}")
-    names = {entry["name"].rsplit("/", 1)[-1]: entry["index"] for entry in faust.get_parameters_description()}
-    for name, value in settings.items():
-        faust.set_parameter(names[name], value)
-    for i, key in enumerate(keys):
-        faust.add_midi_note(key, 100, i * NOTE_SECONDS, HOLD_SECONDS)
-    engine.load_graph([(faust, [])])
-    engine.render(len(keys) * NOTE_SECONDS)
-    audio = engine.get_audio().mean(axis=0)
+def render(function: str, label: str, settings: dict[str, float], keys: list[int]) -> list[np.ndarray]:
+    """One (samples,) float32 note per key at velocity 100, peak-normalised to 0.5."""
+    model = Instrument("judged", label, "dawdreamer", "", ("faust", function, tuple(settings.items())),
+                       hold=HOLD_SECONDS, release=NOTE_SECONDS - HOLD_SECONDS)
+    audio = faust_take(model, [(key, 100) for key in keys])
     step = round(NOTE_SECONDS * SAMPLE_RATE)
     notes = [audio[i * step:(i + 1) * step] for i in range(len(keys))]
-    return [(note * (0.5 / (np.abs(note).max() or 1.0))).astype(np.float32) for note in notes]
+    return [note * (0.5 / (np.abs(note).max() or 1.0)) for note in notes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     for model, label, function, grid in MODELS:
         low, high = PLAYABLE_RANGE[label]
         keys = [int(k) for k in np.linspace(max(low, 40), min(high, 84), 5).round()]
-        renders += [(model, label, settings, render(function, settings, keys)) for settings in grid]
+        renders += [(model, label, settings, render(function, label, settings, keys)) for settings in grid]
     judges = [Recognizer(path) for path in args.checkpoint]
     header = " | ".join(f"{path} top-1 / top-3" for path in args.checkpoint)
     print(f"| model (label) | setting | {header} | heard most (top-1) |")

@@ -99,8 +99,8 @@ def _bristol(model: str, memory: int) -> tuple:
                      "-cli", "-window"), ("vox:out_left", "vox:out_right"), -1)
 
 
-_FAUST = dict(package="PyPI dawdreamer (Faust physmodels.lib)", licence="GPL-3.0-or-later (dawdreamer); "
-              "LGPL-2.1-or-later (physmodels.lib)", velocities=(70, 110), step=2)
+_FAUST = dict(package="PyPI dawdreamer (Faust physmodels.lib)", licence="GPL-3.0 (dawdreamer); physmodels.lib "
+              "declares none (see docs/sources/ENGINES.md)", velocities=(70, 110), step=2)
 _VOX = dict(package="bristol", licence="GPL-3.0-or-later", highest=71, freewheel=False)
 _GUITAR = dict(package="guitarix-lv2, rakarrack", licence="GPL-2.0-or-later (effects); the guitar's own", step=2,
                velocities=(70, 115), hold=3.5, release=0.5)
@@ -189,7 +189,7 @@ def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_f
                 take = _effects(instrument, _jack_take(instrument, slots), work)
                 regions = _cut(instrument, take, slots, work, "")
             elif instrument.source[0] == "faust":
-                regions = _keyed_by_pitch(_cut(instrument, _faust_take(instrument, slots), slots, work, ""), work)
+                regions = _keyed_by_pitch(_cut(instrument, faust_take(instrument, slots), slots, work, ""), work)
             else:
                 regions = []
                 for guitar in guitars:  # each key from the first guitar that plays it: one key map
@@ -206,8 +206,9 @@ def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_f
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _faust_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarray:
-    """Every (key, velocity) of ``slots`` played in turn by a Faust polyphonic voice: (samples,) float32 mono."""
+def faust_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarray:
+    """Every (key, velocity) of ``slots`` played in turn by a Faust polyphonic voice: (samples,) float32 mono at
+    ``SAMPLE_RATE``, one slot of ``hold + release`` seconds per note."""
     try:
         import dawdreamer
     except ImportError:
