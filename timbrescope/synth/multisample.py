@@ -20,7 +20,10 @@ rakarrack's guitar-cabinet impulse responses.
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
+import importlib.util
+import multiprocessing
 import os
 import shutil
 import signal
@@ -208,18 +211,30 @@ def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_f
 
 def faust_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarray:
     """Every (key, velocity) of ``slots`` played in turn by a Faust polyphonic voice: (samples,) float32 mono at
-    ``SAMPLE_RATE``, one slot of ``hold + release`` seconds per note."""
-    try:
-        import dawdreamer
-    except ImportError:
-        raise DataError(f"{instrument.name} needs PyPI dawdreamer: pip install 'timbrescope[faust]'") from None
+    ``SAMPLE_RATE``, one slot of ``hold + release`` seconds per note. Compiled and rendered in a fresh process:
+    Faust's compiler aborts the whole process in one that has run an ONNX Runtime or PyTorch network."""
+    if importlib.util.find_spec("dawdreamer") is None:
+        raise DataError(f"{instrument.name} needs PyPI dawdreamer: pip install 'timbrescope[faust]'")
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as process:
+        take = process.submit(_faust_render, instrument, slots).result()
+    if take is None:
+        raise DataError(f"{instrument.name}: Faust did not compile {instrument.source[1]}")
+    return take
+
+
+def _faust_render(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarray | None:
+    """``faust_take``'s render, in its own process; None if the model does not compile."""
+    import dawdreamer
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # its LLVM back end reports a harmless missing symbol there
     _, function, settings = instrument.source
     engine = dawdreamer.RenderEngine(SAMPLE_RATE, 512)
     faust = engine.make_faust_processor("faust")
     faust.num_voices = 4
     faust.set_dsp_string(f'import("stdfaust.lib"); process = {function};')
     if not faust.compile():
-        raise DataError(f"{instrument.name}: Faust did not compile {function}")
+        return None
     index = {entry["name"].rsplit("/", 1)[-1]: entry["index"] for entry in faust.get_parameters_description()}
     for name, value in settings:
         faust.set_parameter(index[name], value)
