@@ -37,7 +37,7 @@ from typing import BinaryIO
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from timbrescope.audio import is_audio_path, resample, stream
+from timbrescope.audio import AudioInfo, is_audio_path, resample, stream
 from timbrescope.errors import AudioError, ModelError, ParameterError
 from timbrescope.features import FrontendConfig, log_mel
 from timbrescope.intervals import join_intervals, runs
@@ -195,6 +195,7 @@ class Result:
     active: np.ndarray | None = field(default=None, repr=False)  # bool [frames, labels]: the timeline's frames
     warnings: list[str] = field(default_factory=list)  # what decoding noticed (a file that ends early)
     sources: list[dict] = field(default_factory=list)  # acoustic/electronic/synthetic: each one's best label score
+    format: str | None = field(default=None, repr=False)  # the decoded file's format (WAV, mp3, ...); None for an array
 
     def detected(self) -> list[dict]:
         """Instruments whose score reaches their threshold, highest first."""
@@ -286,9 +287,12 @@ class Recognizer:
             y = resample(y, sr, self.sample_rate)
             return self._run(iter([y]), None, [], progress)
         found: list[str] = []
-        blocks = stream(source, self.sample_rate, 60.0, strict=self.strict, warnings=found)
+        headers: list[AudioInfo] = []
+        blocks = stream(source, self.sample_rate, 60.0, strict=self.strict, warnings=found, opened=headers.append)
         path = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
-        return self._run(blocks, path if isinstance(path, str) else None, found, progress)
+        result = self._run(blocks, path if isinstance(path, str) else None, found, progress)
+        result.format = headers[0].format
+        return result
 
     def _run(self, blocks, path: str | None, found: list[str], progress: Callable[[float], None] | None) -> Result:
         clip_probs, frame_probs, composer_probs = [], [], []

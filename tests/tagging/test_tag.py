@@ -106,6 +106,18 @@ def test_a_second_run_skips_unchanged_files_and_tags_changed_and_failed_ones(fol
     assert str(library / "2.wav") not in _rows(out)
 
 
+def test_a_tagged_file_is_opened_once_and_its_row_names_its_format(folder, monkeypatch):
+    from timbrescope.audio import io
+    from timbrescope.tagging.rows import tag_file
+
+    opened = []
+    real = io._open
+    monkeypatch.setattr(io, "_open", lambda source, report: opened.append(source) or real(source, report))
+    row, _ = tag_file(Recognizer(), str(folder / "nested" / "deeper" / "tone.flac"))
+    assert row["format"] == "FLAC" and row["duration"] == 3.0 and row["error"] is None
+    assert len(opened) == 1  # the header comes from the decode, not from a second open
+
+
 def test_an_output_of_another_model_or_format_is_refused(folder, tmp_path, checkpoint, capsys):
     out = tmp_path / "tags.parquet"
     assert main(["tag", str(folder / "nested"), "--out", str(out), "--quiet"]) == 0

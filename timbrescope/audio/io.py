@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -122,8 +122,12 @@ def info(source: Source) -> AudioInfo:
                 pass
         elif f.kind == "av":
             next(f.blocks(1, mono=True))  # one packet: a stream that decodes nothing fails here
-        return AudioInfo(f.name, f.frames / f.rate, f.rate, f.channels, f.frames, f.format, f.subtype,
-                         tuple(found))
+        return _header(f, found)
+
+
+def _header(f: "_Decoder", found: list[str]) -> AudioInfo:
+    """An open file's ``AudioInfo``."""
+    return AudioInfo(f.name, f.frames / f.rate, f.rate, f.channels, f.frames, f.format, f.subtype, tuple(found))
 
 
 def load(source: Source, sr: int | None = None, mono: bool = True, offset: float = 0.0,
@@ -158,17 +162,21 @@ def load(source: Source, sr: int | None = None, mono: bool = True, offset: float
 
 
 def stream(source: Source, sr: int, block_seconds: float = 10.0, strict: bool = False,
-           warnings: list[str] | None = None) -> Iterator[np.ndarray]:
+           warnings: list[str] | None = None,
+           opened: Callable[[AudioInfo], None] | None = None) -> Iterator[np.ndarray]:
     """Yield a file as mono float32 blocks at ``sr`` Hz, never holding the whole file in memory.
 
     Every block has ``round(block_seconds * sr)`` samples except the last, which is shorter
     (and non-empty). Memory stays constant whatever the file's length. Warnings as for ``load``.
+    ``opened(header)`` is called once the file is open, before the first block (its header, unchecked).
     """
     _check_rate(sr, "sr")
     block = round(block_seconds * sr)
     if block < 1:
         raise ParameterError(f"block_seconds must give at least one sample at {sr} Hz, got {block_seconds}")
     with _open(source, _Report(_name(source), strict, warnings)) as f:
+        if opened is not None:
+            opened(_header(f, []))
         decoded = _prefetch(f.blocks(None, mono=True))
         try:  # decoding and resampling each in a thread of their own, ahead of the consumer
             resampled = decoded if f.rate == sr else _prefetch(_resample_stream(decoded, f.rate, sr))

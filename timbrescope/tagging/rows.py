@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from timbrescope.audio import info
 from timbrescope.errors import TimbrescopeError
 from timbrescope.inference import Recognizer, default_onnx_path
 from timbrescope.tagging.table import stat
@@ -19,7 +18,6 @@ def tag_file(recognizer: Recognizer, path: str) -> tuple[dict, list[dict]]:
            "warnings": [], "error": None}
     segments: list[dict] = []
     try:
-        row["format"] = info(path).format
         result = recognizer.identify(path)
     except TimbrescopeError as exc:
         row["error"] = str(exc)
@@ -27,7 +25,7 @@ def tag_file(recognizer: Recognizer, path: str) -> tuple[dict, list[dict]]:
         row["error"] = f"{path}: analysis failed ({type(exc).__name__}: {exc})".splitlines()[0]
     else:
         detected = result.detected()
-        row.update(duration=round(result.duration, 3), warnings=result.warnings,
+        row.update(duration=round(result.duration, 3), format=result.format, warnings=result.warnings,
                    detected=[item["label"] for item in detected],
                    families=sorted({item["family"] for item in detected}),
                    sources=sorted({source_of(item["label"]) for item in detected}),
