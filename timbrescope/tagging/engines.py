@@ -79,7 +79,8 @@ def run_ray(files: list[str], checkpoint: str | None, workers: int | None, addre
         import ray
     except ImportError:
         raise ParameterError('--engine ray needs Ray: pip install "timbrescope[distributed]"') from None
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR if quiet else logging.WARNING)
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = not quiet
