@@ -56,25 +56,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", nargs="+", required=True, help="models trained without these renders")
     args = parser.parse_args(argv)
-    renders = []  # all before the judges load: Faust's compiler fails once ONNX Runtime is loaded
-    for model, label, function, grid in MODELS:
-        low, high = PLAYABLE_RANGE[label]
-        keys = [int(k) for k in np.linspace(max(low, 40), min(high, 84), 5).round()]
-        renders += [(model, label, settings, render(function, label, settings, keys)) for settings in grid]
     judges = [Recognizer(path) for path in args.checkpoint]
     header = " | ".join(f"{path} top-1 / top-3" for path in args.checkpoint)
     print(f"| model (label) | setting | {header} | heard most (top-1) |")
     print("|---|---|" + "---|" * len(judges) + "---|")
-    for model, label, settings, notes in renders:
-        cells, heard = [], collections.Counter()
-        for judge in judges:
-            ranked = [[item["label"] for item in judge.identify(note, SAMPLE_RATE).instruments[:3]]
-                      for note in notes]
-            heard.update(top[0] for top in ranked)
-            cells.append(f"{sum(top[0] == label for top in ranked)} / {sum(label in top for top in ranked)}"
-                         f" of {len(notes)}")
-        setting = ", ".join(f"{k} {v}" for k, v in settings.items()) or "defaults"
-        print(f"| {model} ({label}) | {setting} | {' | '.join(cells)} | {heard.most_common(1)[0][0]} |")
+    for model, label, function, grid in MODELS:
+        low, high = PLAYABLE_RANGE[label]
+        keys = [int(k) for k in np.linspace(max(low, 40), min(high, 84), 5).round()]
+        for settings in grid:
+            notes = render(function, label, settings, keys)
+            cells, heard = [], collections.Counter()
+            for judge in judges:
+                ranked = [[item["label"] for item in judge.identify(note, SAMPLE_RATE).instruments[:3]]
+                          for note in notes]
+                heard.update(top[0] for top in ranked)
+                cells.append(f"{sum(top[0] == label for top in ranked)} / {sum(label in top for top in ranked)}"
+                             f" of {len(notes)}")
+            setting = ", ".join(f"{k} {v}" for k, v in settings.items()) or "defaults"
+            print(f"| {model} ({label}) | {setting} | {' | '.join(cells)} | {heard.most_common(1)[0][0]} |",
+                  flush=True)
     return 0
 
 
