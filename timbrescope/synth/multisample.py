@@ -192,7 +192,8 @@ def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_f
                 take = _effects(instrument, _jack_take(instrument, slots), work)
                 regions = _cut(instrument, take, slots, work, "")
             elif instrument.source[0] == "faust":
-                regions = _keyed_by_pitch(_cut(instrument, faust_take(instrument, slots), slots, work, ""), work)
+                take = faust_take(instrument, slots)
+                regions = _keyed_by_pitch(_cut(instrument, take, slots, work, ""), take, instrument, work)
             else:
                 regions = []
                 for guitar in guitars:  # each key from the first guitar that plays it: one key map
@@ -246,17 +247,19 @@ def _faust_render(instrument: Instrument, slots: list[tuple[int, int]]) -> np.nd
     return engine.get_audio().mean(axis=0).astype(np.float32)[:round(len(slots) * seconds * SAMPLE_RATE)]
 
 
-def _keyed_by_pitch(regions: list[dict], work: Path) -> list[dict]:
-    """``regions`` keyed by the pitch their key sounds (median YIN over the held second of its first
-    velocity, rounded), not the one played: the Faust flute sounds up to 11 semitones flat at the top.
-    A key that sounds a pitch an earlier key already sounds is dropped, files included."""
+def _keyed_by_pitch(regions: list[dict], take: np.ndarray, instrument: Instrument, work: Path) -> list[dict]:
+    """``regions`` (``_cut``'s, one per slot of ``take``) keyed by the pitch their key sounds (median YIN over
+    the held second of its first velocity, rounded), not the one played: the Faust flute sounds up to 11
+    semitones flat at the top. A key that sounds a pitch an earlier key already sounds is dropped, files
+    included."""
     import librosa
 
+    slot, sr = round(_slot_seconds(instrument) * SAMPLE_RATE), SAMPLE_RATE
     kept, sounding = [], {}
-    for region in regions:
+    for i, region in enumerate(regions):
         played = region["key"]
         if played not in sounding:
-            y, sr = sf.read(work / region["sample"], dtype="float32")
+            y = take[i * slot:(i + 1) * slot]
             f0 = librosa.yin(y[sr // 4:5 * sr // 4], fmin=60, fmax=3000, sr=sr)
             key = int(round(float(librosa.hz_to_midi(np.median(f0)))))
             sounding[played] = None if key in sounding.values() else key
