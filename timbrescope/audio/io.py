@@ -125,7 +125,7 @@ def info(source: Source) -> AudioInfo:
         return _header(f, found)
 
 
-def _header(f: "_Decoder", found: list[str]) -> AudioInfo:
+def _header(f: _Decoder, found: list[str]) -> AudioInfo:
     """An open file's ``AudioInfo``."""
     return AudioInfo(f.name, f.frames / f.rate, f.rate, f.channels, f.frames, f.format, f.subtype, tuple(found))
 
