@@ -11,7 +11,6 @@ from timbrescope.cli import main
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.inference import Recognizer
 from timbrescope.train.loop import TrainConfig, _budget_schedule, train, tune_thresholds
-from timbrescope.train.recipe import resolve_recipe
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
 from conftest import TINY_CONFIG, TINY_RECIPE, train_args
@@ -83,8 +82,7 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
     frames[:, :, 1] = 1  # label 1 throughout
     known = torch.tensor([True] * (n - 1) + [False])
     clips = torch.tensor([[1.0, 1.0, 1.0]] * n)  # label 2: a clip label without frames
-    batch = Batch(inputs, clips, torch.ones(n, labels), frames, known, torch.full((n,), -1), torch.zeros(n),
-                  torch.full((n,), -1))
+    batch = Batch(inputs, clips, torch.ones(n, labels), frames, known, torch.full((n,), -1), torch.zeros(n))
     rng = np.random.default_rng(0)
     starts = set()
     for _ in range(20):
@@ -226,8 +224,7 @@ def test_frame_thresholds_are_tuned_on_the_timelines_of_detected_labels():
     frames = torch.zeros(2, 10, 2)
     frames[:, :5, 0] = 1
     feats = Batch(torch.zeros(2, 1), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.ones(2, 2), frames,
-                      torch.ones(2, dtype=torch.bool), torch.full((2,), -1), torch.zeros(2, dtype=torch.bool),
-                      torch.full((2,), -1))
+                      torch.ones(2, dtype=torch.bool), torch.full((2,), -1), torch.zeros(2, dtype=torch.bool))
     clip_thresholds, frame_thresholds = tune_thresholds(Fixed(), feats, CONFIG)
     assert clip_thresholds.tolist() == pytest.approx([0.05, 0.5])
     assert frame_thresholds.tolist() == pytest.approx([0.15, 0.5])
@@ -325,6 +322,7 @@ def test_learning_curve_command_trains_on_nested_fractions(corpus, tmp_path, cap
 def test_train_learning_curve_and_benchmark_train_the_recipe_they_are_given(corpus, tmp_path):
     """One resolution for all three: the config each run saves is the recipe's, model defaults included."""
     from timbrescope.benchmark import benchmark
+    from timbrescope.train.recipe import resolve_recipe
 
     settings = [f"data.spec={corpus}", "model.name=timbrenet"]
     recipe = resolve_recipe(TINY_RECIPE, settings)
@@ -403,7 +401,7 @@ def test_augmentations_draw_then_apply_and_repeat_from_the_same_draw():
     inputs = torch.log(torch.rand(n, mels, length) + 1e-3)
     clips = torch.eye(3)[[0, 1, 2, 0, 1, 2]]
     batch = Batch(inputs, clips, torch.ones(n, 3), torch.zeros(n, 10, 3), torch.ones(n, dtype=torch.bool),
-                  torch.full((n,), -1), torch.zeros(n), torch.full((n,), -1))
+                  torch.full((n,), -1), torch.zeros(n))
     mixture = Mixture(1.0)
     draw = mixture.draw(np.random.default_rng(0), n)
     assert draw.mixed.all() and sorted(draw.partner.tolist()) == list(range(n))
@@ -423,32 +421,3 @@ def test_augmentations_draw_then_apply_and_repeat_from_the_same_draw():
     assert torch.equal(first.inputs, second.inputs) and not torch.equal(first.inputs, inputs)
     assert augment(batch, None, 1.0, np.random.default_rng(0)) is batch
 
-
-
-def test_bank_contrast_pulls_a_label_together_across_banks_only():
-    from timbrescope.train.domain import cross_bank_contrast
-
-    # label 0 from banks 0 and 1 (a cross-bank pair), label 1 twice from bank 2 (same bank: no positive),
-    # a two-label clip and a clip of no bank, which never count
-    clips = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1], [1, 1], [1, 0]])
-    banks = torch.tensor([0, 1, 2, 2, 0, -1])
-    aligned = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1], [5, 5], [-3, 2]])
-    apart = torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, 1], [5, 5], [-3, 2]])
-    near, far = cross_bank_contrast(aligned, clips, banks), cross_bank_contrast(apart, clips, banks)
-    assert near.item() < far.item()
-    # by hand for ``apart`` (both anchors alike): similarities -1, 0, 0 to the other three at temperature 0.1
-    assert far.item() == pytest.approx(10 + np.log(2 + np.exp(-10)), rel=1e-5)
-    embedding = apart.clone().requires_grad_(True)
-    cross_bank_contrast(embedding, clips, banks).backward()
-    assert embedding.grad[4:].abs().sum() == 0 and embedding.grad[:2].abs().sum() > 0
-    # no cross-bank pair in the batch: zero, still differentiable
-    assert cross_bank_contrast(embedding[2:], clips[2:], banks[2:]).item() == 0.0
-
-
-def test_training_with_the_bank_contrast_records_it_and_checks_its_data(corpus, tmp_path):
-    out = tmp_path / "contrast.ckpt"
-    summary = train(corpus, out, replace(CONFIG, epochs=2, bank_contrast=0.2))
-    assert summary["recipe"]["loss"]["bank_contrast"] == 0.2 and len(summary["history"]) == 2
-    assert np.isfinite([row["train_loss"] for row in summary["history"]]).all()
-    with pytest.raises(ParameterError, match="bank contrast"):
-        resolve_recipe({"data": {"spec": "x"}, "loss": {"bank_contrast": -1}})

@@ -45,7 +45,6 @@ from timbrescope.models.registry import accepts_features, list_models, model_cla
 from timbrescope.timeline import DecisionRule
 from timbrescope.train import distributed
 from timbrescope.train.distributed import Ranks
-from timbrescope.train.domain import bank_indices, cross_bank_contrast
 from timbrescope.train.recipe import Recipe, TrainConfig
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
@@ -181,10 +180,6 @@ def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_p
     takes ~18 % less time); only the layout changes, so results differ from a contiguous run by rounding.
     Under torchrun (``ranks``) each rank takes its share of every epoch (``batch_size`` is per rank);
     rank 0 validates, decides and writes; the others return an empty best."""
-    if config.bank_contrast and not ((train_feats.bank >= 0).any() and "embedding" in model.forward_features(
-            train_feats.inputs[:1].float())):
-        raise ParameterError("the bank contrast (loss.bank_contrast) needs a model with an embedding (e.g. timbrenet) "
-                             "and rendered training clips of one part")
     model.to(ranks.device, memory_format=torch.channels_last)
     forward = distributed.wrap(model, ranks)
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
@@ -315,8 +310,7 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
                                    if ex.segments is not None and model.frame_level else empty for ex in kept])),
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
-        torch.tensor([is_single_note(ex) for ex in kept]),
-        torch.from_numpy(bank_indices(kept)))
+        torch.tensor([is_single_note(ex) for ex in kept]))
 
 
 def extra_train_examples(config: TrainConfig) -> list[Example]:
@@ -363,14 +357,9 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         if crop:
             batch = random_crop(batch, *crop, rng)
-        cropped = batch.clips
         batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng)
-        # a clip mixed with another label's no longer sounds one bank
-        batch = replace(batch, bank=torch.where((batch.clips == cropped).all(dim=1), batch.bank, -1)).to(ranks.device)
-        out = forward(batch.inputs)
-        loss = _loss(model, out, batch, config) + model.penalty()
-        if config.bank_contrast:
-            loss = loss + config.bank_contrast * cross_bank_contrast(out["embedding"], batch.clips, batch.bank)
+        batch = batch.to(ranks.device)
+        loss = _loss(model, forward(batch.inputs), batch, config) + model.penalty()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

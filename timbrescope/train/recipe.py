@@ -17,7 +17,6 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
-                bank_contrast = 0.0            # weight of the cross-bank supervised-contrastive term (train.domain)
     [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
 
 Precedence: ``TrainConfig``'s defaults < the model's ``training_defaults`` (a reference system's batch
@@ -49,7 +48,6 @@ class TrainConfig:
     patience: int = 6
     frame_loss_weight: float = 0.5
     composer_loss_weight: float = 0.5
-    bank_contrast: float = 0.0  # weight of the cross-bank supervised-contrastive term (train.domain)
     mixture_probability: float = 0.3
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
@@ -70,8 +68,6 @@ class TrainConfig:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
-        if self.bank_contrast < 0:
-            raise ParameterError(f"the bank contrast weight cannot be negative, got {self.bank_contrast}")
         if not 0.05 <= self.clip_floor <= 0.95:
             raise ParameterError(f"the clip-threshold floor must lie in 0.05-0.95, got {self.clip_floor}")
         if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
@@ -87,8 +83,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "augment": {"mixture_probability": "mixture_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
-    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight",
-             "bank_contrast": "bank_contrast"},
+    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
     "decision": {"clip_floor": "clip_floor"},
 }
 _TUPLES = {"extra_train", "exclude_banks"}

@@ -13,8 +13,7 @@ import torch
 class Batch:
     """Front-end outputs ``[n, ...]`` (float16 when large), clip targets and their mask ``[n, labels]``
     (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``,
-    the composer index ``[n]`` (-1: unknown), whether each clip is one rendered single note ``[n]`` and the bank
-    of each one-part rendered clip ``[n]`` (-1: none; ``train.domain.bank_indices``)."""
+    the composer index ``[n]`` (-1: unknown) and whether each clip is one rendered single note ``[n]``."""
 
     inputs: torch.Tensor | None
     clips: torch.Tensor
@@ -23,7 +22,6 @@ class Batch:
     frame_known: torch.Tensor
     composers: torch.Tensor
     single_note: torch.Tensor
-    bank: torch.Tensor
 
     def to(self, device: str) -> Batch:
         """The batch on ``device`` (itself when it is there)."""
