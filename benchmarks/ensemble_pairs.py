@@ -1,0 +1,63 @@
+"""Top-1 of every pair of models averaged, on a manifest of single-label recordings (held-out libraries).
+
+Usage: python benchmarks/ensemble_pairs.py --manifest build/holdout/MANIFEST-200.csv CKPT CKPT [CKPT ...]
+Scores each recording once per model (`Recognizer.identify`, as `realdev_accuracy.py`), averages each pair's
+clip scores over the union of their labels (a label only one model has keeps that model's score) and scores
+members and pairs with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its members' mean,
+and the mean gain. A measurement: N networks cost N times the inference time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from timbrescope.data.specs import open_dataset
+from timbrescope.evaluate.evaluation import Scored, _single_label, score_examples
+from timbrescope.inference import Recognizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("models", nargs="+")
+    args = parser.parse_args()
+    examples = open_dataset(f"manifest:{args.manifest}").sample("all", None, 0)
+    recognizers = [Recognizer(path) for path in args.models]
+    labels = sorted({label for r in recognizers for label in r.labels})
+    scores = {}
+    for path, recognizer in zip(args.models, recognizers):
+        scored, skipped = score_examples(recognizer, examples)
+        if skipped:
+            raise SystemExit(f"error: {len(skipped)} recordings could not be scored, e.g. {skipped[0]}")
+        full = np.full((len(examples), len(labels)), np.nan)
+        full[:, [labels.index(label) for label in recognizer.labels]] = scored.scores
+        scores[Path(path).stem] = full
+    targets = sorted({t for ex in examples for t in ex.labels})
+
+    def top1(*names: str) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a label no member has: all-NaN column
+            mean = np.nan_to_num(np.nanmean([scores[n] for n in names], axis=0), nan=-1.0)
+        truth, predicted, _ = _single_label(Scored(examples, mean, []), targets, labels)
+        return float(np.mean([t == p for t, p in zip(truth, predicted)]))
+
+    print(f"{len(examples)} recordings of {args.manifest}\n")
+    print("| model | top-1 |\n|---|---|")
+    for name in scores:
+        print(f"| {name} | {top1(name):.3f} |")
+    rows = sorted(((top1(a, b), top1(a, b) - (top1(a) + top1(b)) / 2, a, b)
+                   for a, b in itertools.combinations(scores, 2)), reverse=True)
+    print("\n| pair | top-1 | gain over the members' mean |\n|---|---|---|")
+    for pair, gain, a, b in rows:
+        print(f"| {a} + {b} | {pair:.3f} | {gain:+.3f} |")
+    print(f"\nmean gain over {len(rows)} pairs: {np.mean([r[1] for r in rows]):+.3f} "
+          f"({min(r[1] for r in rows):+.3f} to {max(r[1] for r in rows):+.3f})")
+
+
+if __name__ == "__main__":
+    main()
