@@ -71,7 +71,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     preset = resolve_preset(args.preset, args.clip_seconds)
     settings = Settings(preset, args.seed, effects=not args.no_effects, stems=args.stems,
                         sfz_dirs=tuple(args.sfz), soundfonts=tuple(args.soundfont), stk=args.stk,
-                        festival=args.festival, extra=args.extra, sinsy=args.sinsy)
+                        festival=args.festival, extra=args.extra, sinsy=args.sinsy,
+                        holdout=not args.train_on_holdout)
     with _progress_bar(f"rendering {preset.name}", "clip", args.quiet) as advance:
         summary = build_corpus(args.out, settings, workers=args.workers, progress=advance)
     print(f"{args.out}: {summary['clips']} clips, {summary['hours']} h of audio")
@@ -347,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "LV2/JACK organs and electric pianos, the GrandOrgue pipe organ, DI guitar through amps")
     synth.add_argument("--sinsy", action="store_true",
                        help="add Sinsy's singing voice (pip install 'timbrescope[sing]') as a voice train bank")
+    synth.add_argument("--train-on-holdout", action="store_true",
+                       help="train on the held-out recorded banks too (the shipped model's corpora; the held-out "
+                            "set can then no longer judge the model)")
     synth.add_argument("--clip-seconds", type=float, default=None)
     synth.add_argument("--no-effects", action="store_true", help="no recording-condition randomisation")
     synth.add_argument("--stems", action="store_true", help="also write each instrument's dry stem")

@@ -221,6 +221,10 @@ def test_sfz_banks_follow_the_index_and_play_their_label():
     assert HOLDOUT <= set(names)
     assert {b.name for b in found if b.split == "holdout"} == HOLDOUT
     assert {b.split for b in found} == {"train", "holdout"}
+    everything = sfz_banks(TRAINBANKS, holdout=False)  # the shipped model's corpora train on every bank
+    assert [b.name for b in everything] == names and {b.split for b in everything} == {"train"}
+    assert Settings(TINY, seed=3, holdout=False).to_json()["holdout"] is False
+    assert "holdout" not in Settings(TINY, seed=3).to_json()  # absent when on: older corpora stay resumable
     probe = [b for b in sfz if b.name in ("salamander_grand_v16", "strat_di:strat_di_low", "vcsl_kit",
                                           "tamtam_notes:tamtam_rhodes")]  # 9 mapped keys
     coverage, gaps = bank_coverage(probe, Renderer(22050))

@@ -95,6 +95,7 @@ class Settings:
     festival: bool = False  # add Festival's singing diphone voices as train banks (voice)
     extra: bool = False  # add the extra Debian sources: soundfonts, recorded clips, multisampled engines, room IRs
     sinsy: bool = False  # add Sinsy's singing voice (PyPI pysinsy) as a train bank (voice)
+    holdout: bool = True  # keep banks.HOLDOUT out of training (False: train on them too, the shipped model)
 
     def banks(self, cache: Path) -> list[Bank]:
         """Every bank these settings use; generated bank files (Hydrogen kits as SFZ) go to ``cache``."""
@@ -108,7 +109,7 @@ class Settings:
         if self.stk:
             banks.append(stk_bank())
         for folder in self.sfz_dirs:
-            banks += sfz_banks(Path(folder))
+            banks += sfz_banks(Path(folder), holdout=self.holdout)
         if self.extra:
             room_names()  # fail before any rendering if the room impulse responses are missing (clips then
             # draw from ROOM_IMPULSES without checking the files again)
@@ -125,7 +126,8 @@ class Settings:
                 **({"stk": True} if self.stk else {}),  # absent when off: older corpora stay resumable
                 **({"festival": True} if self.festival else {}),
                 **({"extra": True} if self.extra else {}),
-                **({"sinsy": True} if self.sinsy else {})}
+                **({"sinsy": True} if self.sinsy else {}),
+                **({} if self.holdout else {"holdout": False})}
 
 
 @dataclass(frozen=True)
