@@ -69,7 +69,7 @@ test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Renders the default and notes corpora from scratch, then trains the recipe on both (CPU) into the shipped model's
-# place. Since session 19 the data differ from the shipped v0.6.x's (docs/MODEL.md): this makes run41's model.
+# place: the shipped v0.7.0 is run47, this target run end to end in a fresh clone (48 min; docs/MODEL.md).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX)
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
