@@ -46,12 +46,14 @@ def main() -> None:
         truth, predicted, _ = _single_label(Scored(examples, mean, []), targets, labels)
         return float(np.mean([t == p for t, p in zip(truth, predicted)]))
 
+    alone = {name: top1(name) for name in scores}
     print(f"{len(examples)} recordings of {args.manifest}\n")
     print("| model | top-1 |\n|---|---|")
-    for name in scores:
-        print(f"| {name} | {top1(name):.3f} |")
-    rows = sorted(((top1(a, b), top1(a, b) - (top1(a) + top1(b)) / 2, a, b)
-                   for a, b in itertools.combinations(scores, 2)), reverse=True)
+    for name, value in alone.items():
+        print(f"| {name} | {value:.3f} |")
+    pairs = {(a, b): top1(a, b) for a, b in itertools.combinations(scores, 2)}
+    rows = sorted(((value, value - (alone[a] + alone[b]) / 2, a, b) for (a, b), value in pairs.items()),
+                  reverse=True)
     print("\n| pair | top-1 | gain over the members' mean |\n|---|---|---|")
     for pair, gain, a, b in rows:
         print(f"| {a} + {b} | {pair:.3f} | {gain:+.3f} |")

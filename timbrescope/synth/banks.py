@@ -164,7 +164,6 @@ def sfz_banks(folder: Path, holdout: bool = True) -> list[Bank]:
     ``HOLDOUT`` (with ``holdout=False`` every bank trains: the shipped model's last step). A library with
     several ``.sfz`` names each bank ``library:stem``; clip banks are ``library:label``."""
     folder = Path(folder)
-    split = _split if holdout else (lambda name: "train")
     if not folder.is_dir():
         raise DataError(f"SFZ folder {folder} not found")
     index = folder / "BANKS.csv"
@@ -174,22 +173,22 @@ def sfz_banks(folder: Path, holdout: bool = True) -> list[Bank]:
         banks = []
         for row in rows:
             name = row["library"] if per_library[row["library"]] == 1 else f"{row['library']}:{Path(row['sfz']).stem}"
-            banks.append(Bank(name, folder / row["sfz"], "sfizz", split(name), (canonical_label(row["label"]),),
+            banks.append(Bank(name, folder / row["sfz"], "sfizz", _split(name), (canonical_label(row["label"]),),
                               licence=row.get("licence", "")))
     else:
         banks = []
         for sfz in sorted(folder.rglob("*.sfz")):
             guess = next((name for name in (sfz.parent.name, sfz.stem) if name in labels()), None)
             if guess and not sfz.name.endswith(".orig.sfz"):
-                banks.append(Bank(sfz.stem, sfz, "sfizz", split(sfz.stem), (guess,)))
-    banks += [bank if holdout else replace(bank, split="train") for bank in clip_banks(folder)]
+                banks.append(Bank(sfz.stem, sfz, "sfizz", _split(sfz.stem), (guess,)))
+    banks += clip_banks(folder)
     absent = [str(bank.path) for bank in banks if not bank.path.is_file() and bank.engine == "sfizz"]
     absent += [str(folder / clip) for bank in banks for clip in bank.clips if not (folder / clip).is_file()]
     if absent:
         raise DataError(f"{folder}: SFZ or clip file(s) listed but missing: {', '.join(absent[:5])}")
     if not banks:
         raise DataError(f"{folder}: no SFZ instrument found (need BANKS.csv or <label>/<name>.sfz)")
-    return banks
+    return banks if holdout else [replace(bank, split="train") for bank in banks]
 
 
 def clip_banks(folder: Path) -> list[Bank]:
