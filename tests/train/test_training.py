@@ -11,6 +11,7 @@ from timbrescope.cli import main
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.inference import Recognizer
 from timbrescope.train.loop import TrainConfig, _budget_schedule, train, tune_thresholds
+from timbrescope.train.recipe import resolve_recipe
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
 from conftest import TINY_CONFIG, TINY_RECIPE, train_args
@@ -322,7 +323,6 @@ def test_learning_curve_command_trains_on_nested_fractions(corpus, tmp_path, cap
 def test_train_learning_curve_and_benchmark_train_the_recipe_they_are_given(corpus, tmp_path):
     """One resolution for all three: the config each run saves is the recipe's, model defaults included."""
     from timbrescope.benchmark import benchmark
-    from timbrescope.train.recipe import resolve_recipe
 
     settings = [f"data.spec={corpus}", "model.name=timbrenet"]
     recipe = resolve_recipe(TINY_RECIPE, settings)
@@ -343,8 +343,6 @@ def test_train_learning_curve_and_benchmark_train_the_recipe_they_are_given(corp
 
 
 def test_recipes_resolve_files_names_and_overrides_with_clear_errors(tmp_path):
-    from timbrescope.train.recipe import resolve_recipe
-
     shipped = resolve_recipe("default")
     assert shipped.data == "out/corpus-default" and shipped.config.extra_train == ("out/corpus-notes",)
     assert (shipped.config.epochs, shipped.config.crop_seconds, shipped.config.seed) == (26, 3.0, 1)
@@ -421,3 +419,34 @@ def test_augmentations_draw_then_apply_and_repeat_from_the_same_draw():
     assert torch.equal(first.inputs, second.inputs) and not torch.equal(first.inputs, inputs)
     assert augment(batch, None, 1.0, np.random.default_rng(0)) is batch
 
+
+
+def test_release_lets_single_notes_go_early_and_ends_their_frame_targets():
+    from timbrescope.augment import Release, ReleaseDraw
+    from timbrescope.augment.release import SILENCE
+
+    n, mels, length, pool, hop = 3, 4, 40, 2, 0.02
+    inputs = torch.full((n, mels, length), -2.0)
+    inputs[:, :, :4] = -9.0  # quiet before the onset at input frame 4 (output frame 2)
+    frames = torch.zeros(n, length // pool, 2)
+    frames[:, 2:, 0] = 1.0
+    single = torch.tensor([1.0, 1.0, 0.0])  # the third clip is no single note: never released
+    batch = Batch(inputs, torch.tensor([[1.0, 0.0]] * n), torch.ones(n, 2), frames, torch.ones(n, dtype=torch.bool),
+                  torch.full((n,), -1), single)
+    draw = ReleaseDraw(torch.ones(n, dtype=torch.bool), torch.full((n,), 0.2), torch.full((n,), 0.05),
+                       torch.tensor([False, True, True]))
+    out = Release(1.0, hop, pool).apply(batch, draw)
+    # cut at input frame 4 + 0.2 s / 20 ms = 14; three time constants (7.5 frames) later: output frame 11
+    assert torch.equal(out["inputs"][:, :, :15], inputs[:, :, :15]) and torch.equal(out["inputs"][2], inputs[2])
+    tail = out["inputs"][:2, 0, 15:]
+    assert (tail[:, 1:] <= tail[:, :-1]).all()  # falls after the cut
+    torch.testing.assert_close(out["inputs"][0, :, -1], torch.full((mels,), -9.0), atol=1e-3, rtol=0)  # quietest level
+    torch.testing.assert_close(out["inputs"][1, :, -1], torch.full((mels,), SILENCE), atol=1e-3, rtol=0)  # silence
+    assert out["frames"][:2, 2:11, 0].eq(1).all() and out["frames"][:2, 11:].eq(0).all()
+    assert torch.equal(out["frames"][2], frames[2])
+    assert Release(0.0, hop, pool).apply(batch, Release(0.0, hop, pool).draw(np.random.default_rng(0), n)) == {}
+    assert resolve_recipe({"data": {"spec": "x"}, "augment": {"release_probability": 0.4}}).config.release_probability == 0.4
+    with pytest.raises(ParameterError, match="augmentation probabilities must lie in 0-1"):
+        TrainConfig(release_probability=1.5)
+    draws = Release(0.5, hop, pool).draw(np.random.default_rng(3), 1000)
+    assert 0.4 < draws.released.float().mean() < 0.6 and draws.cut.min() >= 0.1 and draws.cut.max() <= 1.5

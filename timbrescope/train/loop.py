@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from timbrescope.augment import augment
+from timbrescope.augment import Release, augment
 from timbrescope.data.clips import CLIP_SECONDS, SkipLog, clip_examples, decode_batches
 from timbrescope.data.dataset import Dataset, Example
 from timbrescope.data.specs import open_dataset
@@ -348,16 +348,19 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
     order = distributed.shard(epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(),
                                           config.note_share), ranks)
     steps = math.ceil(len(order) / config.batch_size)
-    crop = None  # (input frames, input frames per output frame) of each training stretch
-    if config.crop_seconds and model.augmentation == "logmel" and model.frame_level:
+    crop, release = None, None  # (input frames, input frames per output frame) of each training stretch
+    if model.augmentation == "logmel" and model.frame_level:
         hop = model.frontend.config.hop_seconds
-        crop = (round(config.crop_seconds / hop), round(model.hop_seconds / hop))
+        pool = round(model.hop_seconds / hop)
+        crop = (round(config.crop_seconds / hop), pool) if config.crop_seconds else None
+        release = Release(config.release_probability, hop, pool) if config.release_probability else None
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
         if crop:
             batch = random_crop(batch, *crop, rng)
-        batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng)
+        batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng,
+                        release)
         batch = batch.to(ranks.device)
         loss = _loss(model, forward(batch.inputs), batch, config) + model.penalty()
         optimiser.zero_grad()

@@ -14,6 +14,7 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [sampling]  solo_share, note_share         # shares of single-instrument / single-note draws per epoch
                 crop_seconds                   # train on random stretches of this length (log-mel models)
     [augment]   mixture_probability            # share of draws mixed with another clip
+                release_probability            # share of single-note draws let go early (short notes)
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
@@ -49,6 +50,7 @@ class TrainConfig:
     frame_loss_weight: float = 0.5
     composer_loss_weight: float = 0.5
     mixture_probability: float = 0.3
+    release_probability: float = 0.0  # share of single-note draws let go 0.1-1.5 s after onset (log-mel models)
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
@@ -66,6 +68,9 @@ class TrainConfig:
                                  f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
         if self.solo_share is not None and not 0 < self.solo_share < 1:
             raise ParameterError(f"the solo share must lie strictly between 0 and 1, got {self.solo_share}")
+        if not (0 <= self.mixture_probability <= 1 and 0 <= self.release_probability <= 1):
+            raise ParameterError(f"augmentation probabilities must lie in 0-1, got mixture "
+                                 f"{self.mixture_probability}, release {self.release_probability}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
         if not 0.05 <= self.clip_floor <= 0.95:
@@ -80,7 +85,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "data": {"spec": "", "extra_train": "extra_train", "exclude_banks": "exclude_banks", "limit": "limit"},
     "model": {"name": "model", "config": "model_config", "transfer_from": "transfer_from"},
     "sampling": {"solo_share": "solo_share", "note_share": "note_share", "crop_seconds": "crop_seconds"},
-    "augment": {"mixture_probability": "mixture_probability"},
+    "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
     "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
