@@ -1,6 +1,6 @@
 """End-to-end speed of `timbrescope identify` (decode, resample, model, segments, JSON) and its memory.
 
-Usage: python benchmarks/identify_speed.py [--minutes 60] [--model CKPT]
+Usage: python benchmarks/identify_speed.py [--minutes 60] [--checkpoint CKPT]
 Measures, on this machine: a 1-hour 44.1 kHz stereo WAV through the CLI (x real time, peak RSS), the
 CLI on a 10-s clip (process start and model load included), and a warm in-process
 `Recognizer.identify` on the same clip. Prints Markdown for docs/BENCHMARKS.md.

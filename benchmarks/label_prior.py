@@ -1,6 +1,6 @@
 """Top-1 on single-label real recordings, raw and with each label's score divided by its training share.
 
-Usage: python benchmarks/label_prior.py --manifest M.csv --model CKPT --corpus DIR [--exclude-banks B1,B2]
+Usage: python benchmarks/label_prior.py --manifest M.csv --checkpoint CKPT --corpus DIR [--exclude-banks B1,B2]
        [--apart L1,L2]
 The share of a label is the fraction of the corpus's train clips (less those of ``--exclude-banks``,
 as `timbrescope train --exclude-banks` leaves them out) that hold it: a fixed rule, nothing fitted

@@ -1,6 +1,6 @@
 """Instrument and family top-1 accuracy on real recordings, per label, with the confusion matrix.
 
-Usage: python benchmarks/realdev_accuracy.py [--manifest ../shared/realdev/MANIFEST.csv] [--model CKPT]
+Usage: python benchmarks/realdev_accuracy.py [--manifest ../shared/realdev/MANIFEST.csv] [--checkpoint CKPT]
 Scores every row of the manifest (single-label files; drum-kit pieces count as `drum_kit` through the
 taxonomy) with `timbrescope.evaluate`, the code behind `timbrescope evaluate`. A top label outside the
 manifest's labels counts as wrong (open set). Prints Markdown for docs/BENCHMARKS.md. These recordings
