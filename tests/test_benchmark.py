@@ -69,3 +69,34 @@ def test_unknown_models_are_named():
     assert select_models("knn, logreg") == ["knn", "logreg"]
     with pytest.raises(ParameterError, match="unknown model\\(s\\) resnet; known: adaboost"):
         select_models("knn,resnet")
+
+
+def test_short_notes_script_cuts_each_note_after_its_onset(tmp_path):
+    """benchmarks/short_notes.py: every note row is cut 0.2-1.0 s after its onset (a quiet lead-in kept), a note
+    already shorter is kept whole, phrases are left out, and the manifest lists what was written."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    sr = 22_050
+    tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(3 * sr) / sr).astype(np.float32)
+    sf.write(tmp_path / "long.wav", np.concatenate([np.zeros(sr // 2, np.float32), tone]), sr)  # onset at 0.5 s
+    sf.write(tmp_path / "tiny.wav", tone[: sr // 10], sr)  # 0.1 s: shorter than any cut
+    sf.write(tmp_path / "phrase.wav", tone, sr)
+    rows = ["source,path,labels,kind,duration_s,licence", "a,long.wav,flute,note,3.5,CC0-1.0",
+            "a,tiny.wav,flute,note,0.1,CC0-1.0", "a,phrase.wav,flute,phrase,3.0,CC0-1.0"]
+    (tmp_path / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
+    script = Path(__file__).parents[1] / "benchmarks" / "short_notes.py"
+    subprocess.run([sys.executable, str(script), "--manifest", str(tmp_path / "MANIFEST.csv"), "--out",
+                    str(tmp_path / "short")], capture_output=True, text=True, check=True)
+    with (tmp_path / "short" / "MANIFEST.csv").open() as table:
+        written = list(csv.DictReader(table))
+    assert [row["path"] for row in written] == ["long.flac", "tiny.flac"]
+    long, _ = sf.read(tmp_path / "short" / "long.flac")
+    assert 0.5 + 0.2 <= len(long) / sr <= 0.5 + 1.0 and float(written[0]["duration_s"]) == round(len(long) / sr, 3)
+    assert abs(long[-1]) < 1e-3 and np.abs(long[: sr // 2]).max() == 0  # faded out; the lead-in is kept
+    assert len(sf.read(tmp_path / "short" / "tiny.flac")[0]) == sr // 10

@@ -420,7 +420,6 @@ def test_augmentations_draw_then_apply_and_repeat_from_the_same_draw():
     assert augment(batch, None, 1.0, np.random.default_rng(0)) is batch
 
 
-
 def test_release_lets_single_notes_go_early_and_ends_their_frame_targets():
     from timbrescope.augment import Release, ReleaseDraw
     from timbrescope.augment.release import SILENCE
