@@ -11,8 +11,9 @@ of training (``timbrescope.augment.Release``) works on log-mel features.
     python benchmarks/short_notes.py --manifest build/npm-banks/MANIFEST-264.csv --out build/short-notes
     python benchmarks/realdev_accuracy.py --manifest build/short-notes/MANIFEST.csv --checkpoint M
 
-The onset is the first 10-ms frame within 30 dB of the recording's loudest; a recording that is already
-no longer than its cut is kept whole. Writes FLAC files under ``--out`` (the manifest's paths) and
+The onset is the start of the first 10-ms frame within 30 dB of the recording's loudest
+(``synth.render.sounding_intervals``, as the corpus finds a recorded clip's activity); a recording that is already
+no longer than its cut, or silent, is kept whole. Writes FLAC files under ``--out`` (the manifest's paths) and
 ``--out``/MANIFEST.csv.
 """
 
@@ -27,22 +28,18 @@ import soundfile as sf
 
 from timbrescope.audio.io import load
 from timbrescope.fileio import atomic_write_text
+from timbrescope.synth.render import sounding_intervals
 from timbrescope.synth.npm_banks import MANIFEST_COLUMNS, csv_text
 
 FADE_SECONDS = 0.05
 
 
-def onset(y: np.ndarray, sr: int) -> int:
-    """The first sample of the first 10-ms frame within 30 dB of the loudest frame of ``y`` ``[samples]``."""
-    hop = sr // 100
-    frames = y[: len(y) // hop * hop].reshape(-1, hop) if len(y) >= hop else y[None]
-    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
-    return int(np.argmax(level >= level.max() - 30)) * hop
-
-
 def shortened(y: np.ndarray, sr: int, seconds: float) -> np.ndarray:
     """``y`` ``[samples]`` cut ``seconds`` after its onset, its last ``FADE_SECONDS`` faded out (half a cosine)."""
-    end = onset(y, sr) + round(seconds * sr)
+    sounding = sounding_intervals(y, sr, frame_seconds=0.01)
+    if not sounding:
+        return y
+    end = round(sounding[0][0] * sr) + round(seconds * sr)
     if end >= len(y):
         return y
     out = y[:end].copy()

@@ -10,9 +10,9 @@ import numpy as np
 
 from timbrescope.augment.masking import SpecMask
 from timbrescope.augment.mixture import Mixture, MixtureDraw
-from timbrescope.augment.release import Release, ReleaseDraw
+from timbrescope.augment.release import Release, ReleaseDraw, note_onsets
 
-__all__ = ["Mixture", "MixtureDraw", "Release", "ReleaseDraw", "SpecMask", "augment"]
+__all__ = ["Mixture", "MixtureDraw", "Release", "ReleaseDraw", "SpecMask", "augment", "note_onsets"]
 
 
 def augment(batch, kind: str | None, mixture_probability: float, rng: np.random.Generator,

@@ -11,6 +11,13 @@ import torch
 SILENCE = math.log(1e-6)  # the front-end's floor: what a recording shorter than a window is padded with
 
 
+def note_onsets(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip's first sounding output frame ``[n]`` (0 where nothing sounds) and whether it is a single note
+    whose onset that is ``[n]``: a single-note clip with known frame targets that sound somewhere."""
+    sounding = batch.frames.amax(dim=2) > 0.5  # [n, output frames]
+    return sounding.int().argmax(dim=1), batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)
+
+
 @dataclass(frozen=True)
 class ReleaseDraw:
     """Which clips ``[n]`` are released, ``cut`` seconds after the note's onset ``[n]``, fading with time
@@ -45,11 +52,11 @@ class Release:
     def apply(self, batch, draw: ReleaseDraw) -> dict[str, torch.Tensor]:
         """The batch's new ``inputs, frames``: only single-note clips whose frame targets are known change."""
         inputs, frames = batch.inputs, batch.frames
-        sounding = frames.amax(dim=2) > 0.5  # [n, output frames]
-        chosen = draw.released & batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)
+        onset, notes = note_onsets(batch)
+        chosen = draw.released & notes
         if not chosen.any():
             return {}
-        onset = sounding.int().argmax(dim=1) * self.time_pool  # input frame of each note's onset
+        onset = onset * self.time_pool  # input frame of each note's onset
         cut = onset + (draw.cut / self.hop_seconds).round().long()
         t = torch.arange(inputs.shape[2])
         after = (t[None, :] - cut[:, None]).clamp(min=0) * self.hop_seconds  # [n, frames] seconds past the cut

@@ -430,10 +430,11 @@ class _ClipBank:
         return out
 
 
-def sounding_intervals(y: np.ndarray, sr: int, floor_db: float = 30.0, gap: float = 0.15) -> list[tuple[float, float]]:
-    """Where a recording sounds, in seconds: 20-ms frames within ``floor_db`` of its loudest frame (and
-    above -70 dBFS), runs joined across gaps shorter than ``gap`` seconds."""
-    hop = max(1, round(0.02 * sr))
+def sounding_intervals(y: np.ndarray, sr: int, floor_db: float = 30.0, gap: float = 0.15,
+                       frame_seconds: float = 0.02) -> list[tuple[float, float]]:
+    """Where a recording sounds, in seconds: frames of ``frame_seconds`` within ``floor_db`` of its loudest
+    frame (and above -70 dBFS), runs joined across gaps shorter than ``gap`` seconds."""
+    hop = max(1, round(frame_seconds * sr))
     frames = len(y) // hop
     if frames == 0:
         return []

@@ -348,7 +348,8 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
     order = distributed.shard(epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(),
                                           config.note_share), ranks)
     steps = math.ceil(len(order) / config.batch_size)
-    crop, release = None, None  # (input frames, input frames per output frame) of each training stretch
+    crop = None  # (input frames, input frames per output frame) of each training stretch
+    release = None  # single notes let go early
     if model.augmentation == "logmel" and model.frame_level:
         hop = model.frontend.config.hop_seconds
         pool = round(model.hop_seconds / hop)

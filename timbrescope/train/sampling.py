@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from timbrescope.augment import note_onsets
+
 
 @dataclass
 class Batch:
@@ -47,9 +49,8 @@ def random_crop(batch: Batch, length: int, time_pool: int, rng: np.random.Genera
         return batch
     last = (frames - length) // time_pool  # the latest start, in output frames
     starts = rng.integers(0, last + 1, len(batch.inputs))
-    sounding = batch.frames.amax(dim=2) > 0.5  # [n, output frames]
-    onsets = np.minimum(sounding.int().argmax(dim=1).numpy(), last)
-    anchored = (batch.single_note.bool() & batch.frame_known & sounding.any(dim=1)).numpy()
+    onsets, anchored = note_onsets(batch)
+    onsets, anchored = np.minimum(onsets.numpy(), last), anchored.numpy()
     note_starts = (rng.random(len(starts)) * (onsets + 1)).astype(int)
     starts = np.where(anchored, note_starts, starts)
     inputs = torch.stack([x[:, s * time_pool:s * time_pool + length] for x, s in zip(batch.inputs, starts)])
