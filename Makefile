@@ -69,8 +69,7 @@ test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Renders the default and notes corpora from scratch, then trains the recipe on both (CPU) into the shipped model's
-# place: v0.7.0 (run47) was this target run end to end in a fresh clone (48 min); v0.7.1 (run50) is its recipe on
-# those corpora, trained on one thread (docs/MODEL.md).
+# place: v0.7.2 (run53) is this target run end to end in a fresh clone (40 min 15 s), byte for byte (docs/MODEL.md).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX)
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
