@@ -195,39 +195,6 @@ def test_solo_and_note_shares_set_the_shares_of_their_draws():
         TrainConfig(note_share=0.2)
 
 
-def test_recorded_weight_draws_recorded_solos_more_often_within_their_label():
-    clips = torch.zeros(100, 3)
-    clips[:20, 0] = 1  # label 0: 20 solos, 4 of them recorded
-    clips[20:30, 1] = 1  # label 1: 10 solos, all from GM programs (nothing to weigh)
-    clips[30:, :2] = 1  # 70 mixtures
-    recorded = np.zeros(100, bool)
-    recorded[:4] = True
-    recorded[30:40] = True  # recorded mixtures keep their share
-    rng = np.random.default_rng(0)
-    drawn = np.concatenate([epoch_order(clips, 0.5, rng, None, None, recorded, 4.0) for _ in range(100)])
-    label0, label1 = (drawn < 20).mean(), ((drawn >= 20) & (drawn < 30)).mean()
-    assert abs(label0 - 0.5 * 20 / 30) < 0.02 and abs(label1 - 0.5 * 10 / 30) < 0.02  # label shares as without
-    assert abs((drawn < 4).mean() / label0 - 0.5) < 0.03  # 4 clips weighing 4 against 16 weighing 1
-    assert abs(((drawn >= 30) & (drawn < 40)).mean() - 0.5 / 7) < 0.02
-    plain = np.concatenate([epoch_order(clips, 0.5, rng, None, None, recorded, None) for _ in range(100)])
-    assert abs((plain < 4).mean() / (plain < 20).mean() - 0.2) < 0.03  # as in the data without the key
-    with pytest.raises(ParameterError, match="recorded weight"):
-        TrainConfig(solo_share=0.5, recorded_weight=0.0)
-    with pytest.raises(ParameterError, match="recorded weight"):
-        TrainConfig(recorded_weight=2.0)
-
-
-def test_recorded_clips_are_those_whose_every_part_has_no_gm_program():
-    from timbrescope.data.dataset import Example
-    from timbrescope.train.loop import is_recorded
-
-    def clip(*programs):
-        return Example("c", "train", ("piano",), metadata={"parts": [{"program": p} for p in programs]})
-
-    assert [is_recorded(clip(None)), is_recorded(clip(None, None)), is_recorded(clip(0)),
-            is_recorded(clip(None, 40)), is_recorded(clip())] == [True, True, False, False, False]
-
-
 def test_single_notes_are_told_from_the_manifest(corpus):
     from timbrescope.data.specs import open_dataset
     from timbrescope.train.loop import is_single_note
@@ -384,7 +351,6 @@ def test_recipes_resolve_files_names_and_overrides_with_clear_errors(tmp_path):
     changed = resolve_recipe("default", ["schedule.epochs=3", "data.spec=elsewhere", "schedule.budget_minutes=2"])
     assert (changed.config.epochs, changed.data, changed.config.budget_seconds) == (3, "elsewhere", 120.0)
     assert resolve_recipe("default", ["decision.clip_floor=0.2"]).config.clip_floor == 0.2
-    assert resolve_recipe("default", ["sampling.recorded_weight=3"]).config.recorded_weight == 3
     for bad, message in ((["schedule.epoch=3"], "unknown key schedule.epoch; keys of \\[schedule\\]: epochs"),
                          (["decision.clip_floor=0.01"], "clip-threshold floor must lie in 0.05-0.95"),
                          (["optimizer.batch_size=3"], "unknown recipe section 'optimizer'"),

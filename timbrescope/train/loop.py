@@ -310,8 +310,7 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
                                    if ex.segments is not None and model.frame_level else empty for ex in kept])),
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
-        torch.tensor([is_single_note(ex) for ex in kept]),
-        torch.tensor([is_recorded(ex) for ex in kept]))
+        torch.tensor([is_single_note(ex) for ex in kept]))
 
 
 def extra_train_examples(config: TrainConfig) -> list[Example]:
@@ -339,13 +338,6 @@ def is_single_note(example: Example) -> bool:
     return len(parts) == 1 and parts[0].get("material") == "note"
 
 
-def is_recorded(example: Example) -> bool:
-    """Whether every part of a rendered clip was played by a recorded bank (SFZ samples, recorded clips, a
-    modelled instrument: a part with no GM program); False for clips without parts."""
-    parts = example.metadata.get("parts") or []
-    return bool(parts) and all(part.get("program") is None for part in parts)
-
-
 def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, config: TrainConfig,
                  rng: np.random.Generator, progress: Callable[[int, int], None], fit_to_budget=None,
                  ranks: Ranks = Ranks()):
@@ -354,7 +346,7 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
     the schedule, replaced by ``fit_to_budget(seconds per step, steps done)`` once the pace is known."""
     model.train()
     order = distributed.shard(epoch_order(feats.clips, config.solo_share, rng, feats.single_note.numpy(),
-                                          config.note_share, feats.recorded.numpy(), config.recorded_weight), ranks)
+                                          config.note_share), ranks)
     steps = math.ceil(len(order) / config.batch_size)
     crop = None  # (input frames, input frames per output frame) of each training stretch
     release = None  # single notes let go early

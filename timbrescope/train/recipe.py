@@ -12,7 +12,6 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
                 config = {}                    # its configuration (sizes, front-end)
                 transfer_from = ""             # a checkpoint whose layers (all but the heads) are copied, frozen
     [sampling]  solo_share, note_share         # shares of single-instrument / single-note draws per epoch
-                recorded_weight                # a recorded solo clip is drawn this many times as often
                 crop_seconds                   # train on random stretches of this length (log-mel models)
     [augment]   mixture_probability            # share of draws mixed with another clip
                 release_probability            # share of single-note draws let go early (short notes)
@@ -55,7 +54,6 @@ class TrainConfig:
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
-    recorded_weight: float | None = None  # times a recorded solo clip is drawn as often as a GM one of its label
     exclude_banks: tuple[str, ...] = ()  # rendered banks whose training clips are left out (held-out-bank studies)
     extra_train: tuple[str, ...] = ()  # data specs whose train splits are trained on too (validation stays the main one's)
     seed: int = 0
@@ -75,9 +73,6 @@ class TrainConfig:
                                  f"{self.mixture_probability}, release {self.release_probability}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
-        if self.recorded_weight is not None and not (self.solo_share and self.recorded_weight > 0):
-            raise ParameterError(f"the recorded weight needs a solo share and must be positive, "
-                                 f"got {self.recorded_weight}")
         if not 0.05 <= self.clip_floor <= 0.95:
             raise ParameterError(f"the clip-threshold floor must lie in 0.05-0.95, got {self.clip_floor}")
         if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
@@ -89,8 +84,7 @@ class TrainConfig:
 SECTIONS: dict[str, dict[str, str]] = {
     "data": {"spec": "", "extra_train": "extra_train", "exclude_banks": "exclude_banks", "limit": "limit"},
     "model": {"name": "model", "config": "model_config", "transfer_from": "transfer_from"},
-    "sampling": {"solo_share": "solo_share", "note_share": "note_share", "recorded_weight": "recorded_weight",
-                 "crop_seconds": "crop_seconds"},
+    "sampling": {"solo_share": "solo_share", "note_share": "note_share", "crop_seconds": "crop_seconds"},
     "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},

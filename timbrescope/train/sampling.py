@@ -15,8 +15,7 @@ from timbrescope.augment import note_onsets
 class Batch:
     """Front-end outputs ``[n, ...]`` (float16 when large), clip targets and their mask ``[n, labels]``
     (0: unknown), frame targets ``[n, T', labels]``, whether each clip's frame targets are known ``[n]``,
-    the composer index ``[n]`` (-1: unknown), whether each clip is one rendered single note ``[n]`` and
-    whether every part of it was played by a recorded bank rather than a GM soundfont program ``[n]``."""
+    the composer index ``[n]`` (-1: unknown) and whether each clip is one rendered single note ``[n]``."""
 
     inputs: torch.Tensor | None
     clips: torch.Tensor
@@ -25,7 +24,6 @@ class Batch:
     frame_known: torch.Tensor
     composers: torch.Tensor
     single_note: torch.Tensor
-    recorded: torch.Tensor | None = None
 
     def to(self, device: str) -> Batch:
         """The batch on ``device`` (itself when it is there)."""
@@ -62,15 +60,12 @@ def random_crop(batch: Batch, length: int, time_pool: int, rng: np.random.Genera
 
 
 def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Generator,
-                single_note: np.ndarray | None = None, note_share: float | None = None,
-                recorded: np.ndarray | None = None, recorded_weight: float | None = None) -> np.ndarray:
+                single_note: np.ndarray | None = None, note_share: float | None = None) -> np.ndarray:
     """The clip indices of one epoch (as many as there are clips ``[n, labels]``): a permutation, or,
     with ``solo_share``, drawn with replacement so that that share of draws are clips of exactly one
     instrument (single notes and solo lines; the rest multi-instrument clips) whatever their share in
     the data; with ``note_share`` too, that share of all draws are single-note clips (``single_note
-    [n]``) and the rest of the solo share other single-instrument clips. With ``recorded_weight``, a
-    single-instrument clip from recorded banks (``recorded [n]``) is drawn that many times as often as
-    a GM-rendered clip of its label and kind; each label's share of the draws is unchanged."""
+    [n]``) and the rest of the solo share other single-instrument clips."""
     n = len(clips)
     solo = (clips > 0.5).sum(dim=1).numpy() == 1
     if solo_share is None or solo.all() or not solo.any():
@@ -83,12 +78,4 @@ def epoch_order(clips: torch.Tensor, solo_share: float | None, rng: np.random.Ge
     weights = np.zeros(n)
     for members, share in groups:
         weights[members] = share / members.sum()
-    if recorded_weight is not None and recorded is not None:
-        labels = clips.argmax(dim=1).numpy()
-        for members, _ in groups[:-1]:
-            for label in np.unique(labels[members]):
-                of = members & (labels == label)
-                total = weights[of].sum()
-                weights[of & recorded] *= recorded_weight
-                weights[of] *= total / weights[of].sum()
     return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
