@@ -5,8 +5,8 @@ import pytest
 from timbrescope.benchmark import COLUMNS, select_models
 from timbrescope.cli import main
 from timbrescope.errors import ParameterError
-from timbrescope.models.checkpoint import load_checkpoint
 from timbrescope.models import list_models
+from timbrescope.models.checkpoint import load_checkpoint
 
 from dataset_fixtures import manifest, uiowa_mis
 
