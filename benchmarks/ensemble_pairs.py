@@ -1,10 +1,11 @@
-"""Top-1 of every pair of models averaged, on a manifest of single-label recordings (held-out libraries).
+"""Top-1 of models averaged, on a manifest of single-label recordings (held-out libraries, real notes).
 
 Usage: python benchmarks/ensemble_pairs.py --manifest build/holdout/MANIFEST-200.csv CKPT CKPT [CKPT ...]
-Scores each recording once per model (`Recognizer.identify`, as `realdev_accuracy.py`), averages each pair's
-clip scores over the union of their labels (a label only one model has keeps that model's score) and scores
-members and pairs with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its members' mean,
-and the mean gain. A measurement: N networks cost N times the inference time.
+Scores each recording once per model (`Recognizer.identify`, as `realdev_accuracy.py`), averages the clip
+scores of a set of models over the union of their labels (a label only one model has keeps that model's score)
+and scores members and sets with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its
+members' mean, the mean gain, and the mean top-1 of sets of 1, 2, 4 and all models (every set, or
+``SUBSETS`` random ones): how far averaging goes. A measurement: N networks cost N times the inference time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ import numpy as np
 from timbrescope.data.specs import open_dataset
 from timbrescope.evaluate.evaluation import Scored, _single_label, score_examples
 from timbrescope.inference import Recognizer
+
+SUBSETS = 200  # at most this many sets of one size are scored (drawn at random, seed 0, when there are more)
+
+
+def subsets(names: list[str], size: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
+    """Every set of ``size`` of ``names`` (in order), or ``SUBSETS`` random ones when there are more."""
+    every = list(itertools.combinations(names, size))
+    if len(every) <= SUBSETS:
+        return every
+    return [tuple(sorted(rng.choice(names, size, replace=False), key=names.index)) for _ in range(SUBSETS)]
 
 
 def main() -> None:
@@ -59,6 +70,11 @@ def main() -> None:
         print(f"| {a} + {b} | {pair:.3f} | {gain:+.3f} |")
     print(f"\nmean gain over {len(rows)} pairs: {np.mean([r[1] for r in rows]):+.3f} "
           f"({min(r[1] for r in rows):+.3f} to {max(r[1] for r in rows):+.3f})")
+    names, rng = list(scores), np.random.default_rng(0)
+    print("\n| models averaged | sets | mean top-1 | range |\n|---|---|---|---|")
+    for size in sorted({1, 2, 4, len(names)} & set(range(1, len(names) + 1))):
+        values = [top1(*chosen) for chosen in subsets(names, size, rng)]
+        print(f"| {size} | {len(values)} | {np.mean(values):.3f} | {min(values):.3f}-{max(values):.3f} |")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,23 @@ def test_short_notes_script_cuts_each_note_after_its_onset(tmp_path):
     assert 0.5 + 0.2 <= len(long) / sr <= 0.5 + 1.0 and float(written[0]["duration_s"]) == round(len(long) / sr, 3)
     assert abs(long[-1]) < 1e-3 and np.abs(long[: sr // 2]).max() == 0  # faded out; the lead-in is kept
     assert len(sf.read(tmp_path / "short" / "tiny.flac")[0]) == sr // 10
+
+
+def test_ensemble_sets_are_every_combination_or_a_seeded_draw():
+    """benchmarks/ensemble_pairs.py: every set of a size while there are few, else SUBSETS distinct-member draws."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("ensemble_pairs", Path(__file__).parents[1] / "benchmarks" /
+                                                  "ensemble_pairs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = [f"run{i}" for i in range(12)]
+    assert module.subsets(names[:4], 2, np.random.default_rng(0)) == [
+        ("run0", "run1"), ("run0", "run2"), ("run0", "run3"), ("run1", "run2"), ("run1", "run3"), ("run2", "run3")]
+    drawn = module.subsets(names, 4, np.random.default_rng(0))  # 495 sets of 4: a draw
+    assert len(drawn) == module.SUBSETS and all(len(set(s)) == 4 for s in drawn)
+    assert all([names.index(n) for n in s] == sorted(names.index(n) for n in s) for s in drawn)
+    assert drawn == module.subsets(names, 4, np.random.default_rng(0)) and len(set(drawn)) > 150
