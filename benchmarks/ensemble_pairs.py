@@ -4,8 +4,9 @@ Usage: python benchmarks/ensemble_pairs.py --manifest build/holdout/MANIFEST-200
 Scores each recording once per model (`Recognizer.identify`, as `realdev_accuracy.py`), averages the clip
 scores of a set of models over the union of their labels (a label only one model has keeps that model's score)
 and scores members and sets with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its
-members' mean, the mean gain, and the mean top-1 of sets of 1, 2, 4 and all models (every set, or
-``SUBSETS`` random ones): how far averaging goes. A measurement: N networks cost N times the inference time.
+members' mean, the mean gain, the mean top-1 of sets of 1, 2, 4 and all models (every set, or ``SUBSETS``
+random ones): how far averaging goes, and each label's top-1 for all models averaged. A measurement: N networks
+cost N times the inference time.
 """
 
 from __future__ import annotations
@@ -50,12 +51,16 @@ def main() -> None:
         scores[Path(path).stem] = full
     targets = sorted({t for ex in examples for t in ex.labels})
 
-    def top1(*names: str) -> float:
+    def hits(*names: str) -> tuple[np.ndarray, np.ndarray]:
+        """The true label of each single-label recording, and whether the names' averaged scores rank it first."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a label no member has: all-NaN column
             mean = np.nan_to_num(np.nanmean([scores[n] for n in names], axis=0), nan=-1.0)
         truth, predicted, _ = _single_label(Scored(examples, mean, []), targets, labels)
-        return float(np.mean([t == p for t, p in zip(truth, predicted)]))
+        return np.array(truth), np.array(truth) == np.array(predicted)
+
+    def top1(*names: str) -> float:
+        return float(hits(*names)[1].mean())
 
     alone = {name: top1(name) for name in scores}
     print(f"{len(examples)} recordings of {args.manifest}\n")
@@ -72,9 +77,15 @@ def main() -> None:
           f"({min(r[1] for r in rows):+.3f} to {max(r[1] for r in rows):+.3f})")
     names, rng = list(scores), np.random.default_rng(0)
     print("\n| models averaged | sets | mean top-1 | range |\n|---|---|---|---|")
-    for size in sorted({1, 2, 4, len(names)} & set(range(1, len(names) + 1))):
+    for size in sorted(size for size in {1, 2, 4, len(names)} if size <= len(names)):
         values = [top1(*chosen) for chosen in subsets(names, size, rng)]
         print(f"| {size} | {len(values)} | {np.mean(values):.3f} | {min(values):.3f}-{max(values):.3f} |")
+    truth, together = hits(*names)
+    apart = np.mean([hits(name)[1] for name in names], axis=0)  # [recordings]: share of models right alone
+    print(f"\n| label | recordings | top-1, all {len(names)} averaged | top-1, mean of one model |\n|---|---|---|---|")
+    for label in sorted(set(truth)):
+        rows = truth == label
+        print(f"| {label} | {rows.sum()} | {together[rows].mean():.2f} | {apart[rows].mean():.2f} |")
 
 
 if __name__ == "__main__":
