@@ -145,8 +145,8 @@ def _score(dataset: Dataset, real: Dataset | None, recognizer: Recognizer, name:
            "f1_macro": metrics.get("multi_label", {}).get("f1_macro"), "map": metrics.get("multi_label", {}).get("map"),
            "real_top1": None, "train_seconds": summary.get("wall_seconds", summary["seconds"]),
            "speed": round(audio_seconds / seconds, 1) if audio_seconds else None,
-           "parameters": parameter_count(recognizer.network), "best_epoch": summary["best_epoch"],
-           "epochs_run": summary["epochs_run"], "valid_map": summary["valid_map"], "test": metrics}
+           "parameters": parameter_count(recognizer.network), "best_epoch": summary.get("best_epoch"),
+           "epochs_run": summary.get("epochs_run"), "valid_map": summary["valid_map"], "test": metrics}
     if real is not None and recognizer.takes_audio:
         real_metrics, _ = evaluate(real, recognizer, "all")
         row["real_top1"] = real_metrics.get("single_label", {}).get("accuracy")

@@ -120,10 +120,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             bar.close()
 
     summary = train(recipe.data, args.out, recipe.config, progress=advance)
-    if "best_epoch" not in summary:  # a torchrun rank other than 0: rank 0 reports
+    if "valid_map" not in summary:  # a torchrun rank other than 0: rank 0 reports
         return 0
-    print(f"{args.out}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, validation mAP "
-          f"{summary['valid_map']:.3f}, {summary['seconds']:.0f} s; log: {args.out}.log.jsonl")
+    for n, member in enumerate(summary.get("members", []), start=1):
+        print(f"{args.out}: member {n} (seed {member['seed']}): best epoch {member['best_epoch']} of "
+              f"{member['epochs_run']}, validation mAP {member['valid_map']:.3f}, {member['seconds']:.0f} s")
+    if "members" in summary:
+        print(f"{args.out}: the {len(summary['members'])} members averaged: validation mAP {summary['valid_map']:.3f}")
+    else:
+        print(f"{args.out}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, validation mAP "
+              f"{summary['valid_map']:.3f}, {summary['seconds']:.0f} s; log: {args.out}.log.jsonl")
     return 0
 
 

@@ -10,7 +10,8 @@ training loop how to treat it:
   features), ``"waveform"`` (mixtures by summing) or None;
 - ``head_names``: the output layers a transfer-learning run re-trains (everything else is frozen);
 - ``accepts_features``: whether it can be fitted on precomputed feature vectors (``input_dim``);
-- ``fitted_once``: a scikit-learn pipeline, fitted in one step (``fit_arrays``) instead of epochs.
+- ``fitted_once``: a scikit-learn pipeline, fitted in one step (``fit_arrays``) instead of epochs;
+- ``assembled``: built from trained models (an ensemble), never trained by name.
 
 and hooks it may override: ``penalty`` (a term added to the training loss) and ``data_config``
 (configuration the training data decides, e.g. the composers of a composer head).
@@ -31,6 +32,7 @@ class RecognitionModel(nn.Module):
     head_names: tuple[str, ...] = ("head",)
     accepts_features = False
     fitted_once = False
+    assembled = False
     training_defaults: dict = {}  # recipe values of a reference system (batch size, learning rate, shares)
     frontend: nn.Module | None
     labels: list[str]

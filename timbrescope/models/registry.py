@@ -28,16 +28,16 @@ def register_model(name: str) -> Callable:
 
 
 def list_models() -> list[str]:
-    """Names of every registered model, sorted."""
+    """Names of the registered models a recipe can train, sorted (not those assembled from trained ones)."""
     _load_builtin_models()
-    return sorted(_REGISTRY)
+    return sorted(name for name in _REGISTRY if not model_class(name).assembled)
 
 
 def create_model(name: str, **config) -> nn.Module:
     """Build the registered model ``name`` with ``config`` (labels, frontend settings, sizes)."""
     _load_builtin_models()
     if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     try:
         return _REGISTRY[name](**config)
     except (TypeError, ValueError) as exc:
@@ -59,11 +59,11 @@ def model_class(name: str):
     """The class registered as ``name`` (behind a ``functools.partial`` factory, its class)."""
     _load_builtin_models()
     if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     factory = _REGISTRY[name]
     return getattr(factory, "func", factory)
 
 
 def _load_builtin_models() -> None:
     """Import the modules that register the built-in models (once; explicit, no star-imports)."""
-    from timbrescope.models import baselines, classical, timbrenet  # noqa: F401
+    from timbrescope.models import baselines, classical, ensemble, timbrenet  # noqa: F401

@@ -13,16 +13,22 @@ once on the same features. Datasets of precomputed features (UIowa) train the mo
 Files written beside ``out`` (e.g. ``model.ckpt``):
 ``model.ckpt`` the best model (by validation mAP) with its per-label thresholds tuned on validation;
 ``model.ckpt.state`` the resume state after the last complete epoch (removed when training ends);
-``model.ckpt.log.jsonl`` one line per epoch (losses, validation mAP, learning rate, seconds).
+``model.ckpt.log.jsonl`` one line per epoch (losses, validation mAP, learning rate, seconds);
+``model.ckpt.members/`` a recipe of several member networks (``[model] members``): each member's
+files, side by side (removed when the averaged model is written).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -40,7 +46,7 @@ from timbrescope.evaluate import thresholds
 from timbrescope.evaluate.metrics import mean_average_precision
 from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
-from timbrescope.models.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from timbrescope.models.checkpoint import atomic_torch_save, checkpoint_meta, load_checkpoint, save_checkpoint
 from timbrescope.models.registry import accepts_features, list_models, model_class
 from timbrescope.timeline import DecisionRule
 from timbrescope.train import distributed
@@ -60,6 +66,11 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     between runs whose front-ends are equal (the benchmark passes one)."""
     out = Path(out)
     ensure_writable_folder(out.parent)
+    if model_class(config.model).assembled:
+        raise ParameterError(f"{config.model} is assembled from trained networks: name a network and set "
+                             f"[model] members instead")
+    if config.members > 1:
+        return _train_members(data, out, config)
     ranks = distributed.join()
     if ranks.world > 1 and config.budget_seconds:
         raise ParameterError("a time budget (schedule.budget_minutes) is for one process, not torchrun")
@@ -103,6 +114,56 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     state_path.unlink(missing_ok=True)
     distributed.leave(ranks)
     return summary
+
+
+def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig) -> dict:
+    """``config.members`` networks of ``config.model``, seeds ``config.seed``, ``config.seed + 1``, …, trained side
+    by side in processes of their own (PyTorch's threads shared out among them) into ``out.members/``, then written
+    to ``out`` as one ``ensemble`` whose clip and frame thresholds are tuned on the validation split for the
+    average. Run again after a kill, each member resumes (or is reused, once written)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ParameterError("a recipe of several members trains them side by side itself, not under torchrun")
+    if model_class(config.model).fitted_once:
+        raise ParameterError(f"{config.model} is fitted in one step; only networks are trained as several members")
+    spec = str(data.root if isinstance(data, Dataset) else data)
+    folder = Path(f"{out}.members")
+    folder.mkdir(exist_ok=True)
+    jobs = [(spec, folder / f"member{k + 1}.ckpt", replace(config, members=1, seed=config.seed + k))
+            for k in range(config.members)]
+    threads = max(1, torch.get_num_threads() // config.members)
+    with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn")) as pool:
+        summaries = list(pool.map(_train_member, *zip(*jobs), [threads] * config.members))
+    models = [load_checkpoint(path)[0] for _, path, _ in jobs]
+    model = create_model("ensemble", labels=models[0].labels,
+                         members=[{"model": config.model, "config": m.config} for m in models])
+    for member, trained in zip(model.members, models):
+        member.load_state_dict(trained.state_dict())
+    model.eval()
+    dataset = open_dataset(spec)
+    valid_feats = _validation_features(model, dataset, config, SkipLog(), None)
+    rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
+    clip_thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config, rule)
+    _, scores, _ = _evaluate(model, valid_feats, config)
+    first = summaries[0]
+    summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files")},
+               "valid_map": round(_validation_map(valid_feats, scores), 5),
+               "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": 1, "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
+               "members": [{key: s[key] for key in ("best_epoch", "valid_map", "epochs_run", "seconds", "history")}
+                           | {"seed": c.seed} for s, (_, _, c) in zip(summaries, jobs)]}
+    save_checkpoint(out, model, "ensemble", clip_thresholds.tolist(), frame_thresholds.tolist(), summary, rule)
+    shutil.rmtree(folder)
+    return summary
+
+
+def _train_member(spec: str, path: Path, config: TrainConfig, threads: int) -> dict:
+    """One member of ``_train_members`` in its own process: its summary (the stored one once it is written)."""
+    torch.set_num_threads(threads)
+    if path.exists():
+        summary = checkpoint_meta(path)["training"]
+        if summary["config"] != asdict(config):
+            raise DataError(f"{path} belongs to another training run; delete it to start again")
+        return summary
+    return train(spec, path, config)
 
 
 def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: DecisionRule = DecisionRule(),

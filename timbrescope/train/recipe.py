@@ -11,6 +11,7 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [model]     name = "timbrenet"             # a registered model (``timbrescope.models.list_models``)
                 config = {}                    # its configuration (sizes, front-end)
                 transfer_from = ""             # a checkpoint whose layers (all but the heads) are copied, frozen
+                members = 1                    # networks trained (seeds seed, seed + 1, …) and averaged as one model
     [sampling]  solo_share, note_share         # shares of single-instrument / single-note draws per epoch
                 crop_seconds                   # train on random stretches of this length (log-mel models)
     [augment]   mixture_probability            # share of draws mixed with another clip
@@ -61,6 +62,7 @@ class TrainConfig:
     budget_seconds: float | None = None  # training time to fit the epochs and learning-rate schedule into
     transfer_from: str | None = None  # checkpoint whose layers (all but the heads) are copied and frozen
     clip_floor: float = 0.05  # clip thresholds are tuned from this value up (timeline.DecisionRule)
+    members: int = 1  # networks trained with seeds seed, seed + 1, … and written as one averaged model (ensemble)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
@@ -73,6 +75,8 @@ class TrainConfig:
                                  f"{self.mixture_probability}, release {self.release_probability}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
+        if self.members < 1:
+            raise ParameterError(f"a model has at least one member network, got {self.members}")
         if not 0.05 <= self.clip_floor <= 0.95:
             raise ParameterError(f"the clip-threshold floor must lie in 0.05-0.95, got {self.clip_floor}")
         if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
@@ -83,7 +87,7 @@ class TrainConfig:
 # recipe section -> {recipe key: TrainConfig field}
 SECTIONS: dict[str, dict[str, str]] = {
     "data": {"spec": "", "extra_train": "extra_train", "exclude_banks": "exclude_banks", "limit": "limit"},
-    "model": {"name": "model", "config": "model_config", "transfer_from": "transfer_from"},
+    "model": {"name": "model", "config": "model_config", "transfer_from": "transfer_from", "members": "members"},
     "sampling": {"solo_share": "solo_share", "note_share": "note_share", "crop_seconds": "crop_seconds"},
     "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},

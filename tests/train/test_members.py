@@ -1,0 +1,82 @@
+"""Recipes of several member networks (``[model] members``): the ensemble model and its training."""
+
+import numpy as np
+import pytest
+import torch
+
+from timbrescope.cli import main
+from timbrescope.errors import ModelError
+from timbrescope.inference import Recognizer
+from timbrescope.models import create_model
+from timbrescope.models.checkpoint import checkpoint_meta, load_checkpoint
+from timbrescope.train.loop import train
+from timbrescope.train.recipe import resolve_recipe
+
+from conftest import train_args
+
+LABELS = ["cello", "flute", "piano"]
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_probabilities():
+    torch.manual_seed(0)
+    members = [create_model("timbrenet", labels=LABELS, widths=(8, 8, 8, 8)).eval() for _ in range(2)]
+    ensemble = create_model("ensemble", labels=LABELS, members=[{"model": "timbrenet", "config": m.config}
+                                                                 for m in members]).eval()
+    for own, trained in zip(ensemble.members, members):
+        own.load_state_dict(trained.state_dict())
+    features = torch.randn(3, 64, 126)
+    with torch.no_grad():
+        out = ensemble.forward_features(features)
+        each = [m.forward_features(features) for m in members]
+    for key in ("clip_logits", "frame_logits"):
+        expected = torch.stack([torch.sigmoid(o[key]) for o in each]).mean(0)
+        torch.testing.assert_close(torch.sigmoid(out[key]), expected)
+        assert not torch.allclose(torch.sigmoid(each[0][key]), expected)  # the members differ
+    assert out["embedding"].shape == (3, 16) and ensemble.hop_seconds == members[0].hop_seconds
+    with pytest.raises(ModelError, match="at least two members"):
+        create_model("ensemble", labels=LABELS, members=[{"model": "timbrenet", "config": members[0].config}])
+    other = create_model("timbrenet", labels=LABELS[:2]).config
+    with pytest.raises(ModelError, match="same labels and front-end"):
+        create_model("ensemble", labels=LABELS, members=[{"model": "timbrenet", "config": members[0].config},
+                                                          {"model": "timbrenet", "config": other}])
+
+
+def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(corpus, example, tmp_path, capsys):
+    """The members train in processes of their own; a member already written is reused (a killed run resumes);
+    the averaged model identifies, exports to ONNX with the same scores, and keeps each member's summary."""
+    out = tmp_path / "pair.ckpt"
+    first = resolve_recipe({"seed": 5, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
+                            "schedule": {"epochs": 1}})
+    (tmp_path / "pair.ckpt.members").mkdir()
+    train(str(corpus), tmp_path / "pair.ckpt.members" / "member1.ckpt", first.config)  # as if killed after member 1
+    reused, _ = load_checkpoint(tmp_path / "pair.ckpt.members" / "member1.ckpt")
+    assert main(train_args(corpus, out, "seed=5", "model.members=2")) == 0
+    printed = capsys.readouterr().out
+    assert "member 1 (seed 5)" in printed and "member 2 (seed 6)" in printed and "2 members averaged" in printed
+    model, meta = load_checkpoint(out)
+    assert meta["model"] == "ensemble" and [m["seed"] for m in meta["training"]["members"]] == [5, 6]
+    assert meta["training"]["recipe"]["model"]["members"] == 2 and 0 <= meta["training"]["valid_map"] <= 1
+    assert not (tmp_path / "pair.ckpt.members").exists()
+    for key, value in reused.state_dict().items():
+        torch.testing.assert_close(model.members[0].state_dict()[key], value)
+    assert not torch.equal(model.members[0].frame_head.weight, model.members[1].frame_head.weight)
+    assert len(meta["thresholds"]) == len(model.labels) == len(meta["frame_thresholds"])
+    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "pair.onnx")]) == 0
+    by_torch, by_onnx = Recognizer(out).identify(example), Recognizer(tmp_path / "pair.onnx").identify(example)
+    np.testing.assert_allclose(by_onnx.frames, by_torch.frames, atol=1e-4)
+    assert by_onnx.segments == by_torch.segments and by_onnx.thresholds == by_torch.thresholds
+
+
+def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, capsys):
+    out = tmp_path / "pair.ckpt"
+    (tmp_path / "pair.ckpt.members").mkdir()
+    other = resolve_recipe({"seed": 9, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
+                            "schedule": {"epochs": 1}})
+    train(str(corpus), tmp_path / "pair.ckpt.members" / "member1.ckpt", other.config)
+    assert main(train_args(corpus, out, "model.members=2")) == 2
+    assert capsys.readouterr().err.strip().endswith("member1.ckpt belongs to another training run; delete it to start again")
+    assert not out.exists() and checkpoint_meta(tmp_path / "pair.ckpt.members" / "member1.ckpt")["model"] == "timbrenet"
+    assert main(train_args(corpus, out, "model.members=0")) == 2
+    assert "at least one member network, got 0" in capsys.readouterr().err
+    assert main(train_args(corpus, out, "model.name=ensemble")) == 2
+    assert "ensemble is assembled from trained networks" in capsys.readouterr().err
