@@ -96,3 +96,15 @@ def test_a_killed_torchrun_run_resumes_where_it_stopped(corpus, tmp_path):
     assert [row["epoch"] for row in log] == list(range(1, 41))
     assert log[:len(before)] == before  # the epochs done before the kill were not run again
     assert torch.load(out, weights_only=False)["training"]["epochs_run"] == 40
+
+
+def test_torchrun_trains_a_recipes_members_one_after_another_on_every_rank(corpus, tmp_path, example):
+    out = tmp_path / "pair.ckpt"
+    process = _torchrun(*_train(corpus, out, "model.members=2"))
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert stdout.count("2 members averaged") == 1  # rank 0 alone reports
+    meta = torch.load(out, weights_only=False)
+    assert meta["model"] == "ensemble" and meta["training"]["ranks"] == 2
+    assert [m["seed"] for m in meta["training"]["members"]] == [0, 1] and not Path(f"{out}.members").exists()
+    assert len(Recognizer(out).identify(example).instruments) == len(meta["config"]["labels"])

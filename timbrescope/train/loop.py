@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import shutil
 import time
 import warnings
@@ -69,12 +68,20 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
     if model_class(config.model).assembled:
         raise ParameterError(f"{config.model} is assembled from trained networks: name a network and set "
                              f"[model] members instead")
-    if config.members > 1:
-        return _train_members(data, out, config)
     ranks = distributed.join()
     if ranks.world > 1 and config.budget_seconds:
         raise ParameterError("a time budget (schedule.budget_minutes) is for one process, not torchrun")
-    progress = progress if ranks.main else None
+    if config.members > 1:
+        summary = _train_members(data, out, config, ranks)
+    else:
+        summary = _train_one(data, out, config, progress if ranks.main else None, feature_cache, ranks)
+    distributed.leave(ranks)
+    return summary
+
+
+def _train_one(data: str | Path | Dataset, out: Path, config: TrainConfig,
+               progress: Callable[[str, int, int], None] | None, feature_cache: dict | None, ranks: Ranks) -> dict:
+    """``train`` of one network (or classical model) by this process, one of ``ranks``; the summary (rank 0's)."""
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
@@ -98,7 +105,6 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
         history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
                                      progress, ranks)
     if not ranks.main:  # rank 0 tunes the thresholds and writes the checkpoint
-        distributed.leave(ranks)
         return {"rank": ranks.rank}
     model.to("cpu").load_state_dict(best["state"])
     rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
@@ -112,17 +118,15 @@ def train(data: str | Path | Dataset, out: Path, config: TrainConfig = TrainConf
                "history": history}
     save_checkpoint(out, model, config.model, clip_thresholds.tolist(), frame_thresholds.tolist(), summary, rule)
     state_path.unlink(missing_ok=True)
-    distributed.leave(ranks)
     return summary
 
 
-def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig) -> dict:
-    """``config.members`` networks of ``config.model``, seeds ``config.seed``, ``config.seed + 1``, …, trained side
-    by side in processes of their own (PyTorch's threads shared out among them) into ``out.members/``, then written
-    to ``out`` as one ``ensemble`` whose clip and frame thresholds are tuned on the validation split for the
-    average. Run again after a kill, each member resumes (or is reused, once written)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ParameterError("a recipe of several members trains them side by side itself, not under torchrun")
+def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, ranks: Ranks) -> dict:
+    """``config.members`` networks of ``config.model``, seeds ``config.seed``, ``config.seed + 1``, …, trained into
+    ``out.members/`` (side by side in processes of their own, PyTorch's threads shared out among them; under
+    torchrun one after another, each on every rank), then written to ``out`` as one ``ensemble`` whose clip and
+    frame thresholds are tuned on the validation split for the average. Run again after a kill, each member
+    resumes (or is reused, once written)."""
     if model_class(config.model).fitted_once:
         raise ParameterError(f"{config.model} is fitted in one step; only networks are trained as several members")
     spec = str(data.root if isinstance(data, Dataset) else data)
@@ -130,9 +134,15 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig) -
     folder.mkdir(exist_ok=True)
     jobs = [(spec, folder / f"member{k + 1}.ckpt", replace(config, members=1, seed=config.seed + k))
             for k in range(config.members)]
-    threads = max(1, torch.get_num_threads() // config.members)
-    with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn")) as pool:
-        summaries = list(pool.map(_train_member, *zip(*jobs), [threads] * config.members))
+    if ranks.world > 1:
+        summaries = [_member_summary(path, member) or _train_one(spec, path, member, None, None, ranks)
+                     for spec, path, member in jobs]
+        if not ranks.main:
+            return {"rank": ranks.rank}
+    else:
+        threads = max(1, torch.get_num_threads() // config.members)
+        with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn")) as pool:
+            summaries = list(pool.map(_train_member, *zip(*jobs), [threads] * config.members))
     models = [load_checkpoint(path)[0] for _, path, _ in jobs]
     model = create_model("ensemble", labels=models[0].labels,
                          members=[{"model": config.model, "config": m.config} for m in models])
@@ -147,7 +157,7 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig) -
     first = summaries[0]
     summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files")},
                "valid_map": round(_validation_map(valid_feats, scores), 5),
-               "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": 1, "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
+               "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": ranks.world, "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
                "members": [{key: s[key] for key in ("best_epoch", "valid_map", "epochs_run", "seconds", "history")}
                            | {"seed": c.seed} for s, (_, _, c) in zip(summaries, jobs)]}
     save_checkpoint(out, model, "ensemble", clip_thresholds.tolist(), frame_thresholds.tolist(), summary, rule)
@@ -156,14 +166,19 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig) -
 
 
 def _train_member(spec: str, path: Path, config: TrainConfig, threads: int) -> dict:
-    """One member of ``_train_members`` in its own process: its summary (the stored one once it is written)."""
+    """One member of ``_train_members`` in a process of its own: its summary (the stored one once it is written)."""
     torch.set_num_threads(threads)
-    if path.exists():
-        summary = checkpoint_meta(path)["training"]
-        if summary["config"] != asdict(config):
-            raise DataError(f"{path} belongs to another training run; delete it to start again")
-        return summary
-    return train(spec, path, config)
+    return _member_summary(path, config) or train(spec, path, config)
+
+
+def _member_summary(path: Path, config: TrainConfig) -> dict | None:
+    """The training summary of a member already written at ``path`` (DataError if another run wrote it), else None."""
+    if not path.exists():
+        return None
+    summary = checkpoint_meta(path)["training"]
+    if summary["config"] != asdict(config):
+        raise DataError(f"{path} belongs to another training run; delete it to start again")
+    return summary
 
 
 def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: DecisionRule = DecisionRule(),
