@@ -37,7 +37,8 @@ SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
 # docs/MODEL.md); research runs leave HOLDOUT_ARG empty to keep them out.
 HOLDOUT_ARG ?= --train-on-holdout
 # The shipped model's training recipe (timbrescope/recipes/default.toml): 3-s crops that keep a note's
-# onset, 26 epochs of the 25,000 clips (corpus + notes), seed 1, on two threads; clip thresholds from 0.15 up.
+# onset, 26 epochs of the 25,000 clips (corpus + notes), two networks (seeds 1 and 2) averaged, on two threads;
+# clip thresholds from 0.15 up.
 MODEL_RECIPE ?= default
 
 .PHONY: setup demo test model clean
@@ -69,7 +70,8 @@ test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Renders the default and notes corpora from scratch, then trains the recipe on both (CPU) into the shipped model's
-# place: v0.7.2 (run53) is this target run end to end in a fresh clone (40 min 15 s), byte for byte (docs/MODEL.md).
+# place: two member networks side by side (one thread each), averaged. v0.8.0 (run69) is this target run end to end
+# in a fresh clone (42 min 52 s), byte for byte (docs/MODEL.md).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX)
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)

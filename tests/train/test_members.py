@@ -6,6 +6,7 @@ import torch
 
 from timbrescope.cli import main
 from timbrescope.errors import ModelError
+from timbrescope.evaluate.report import training_histories
 from timbrescope.inference import Recognizer
 from timbrescope.models import create_model
 from timbrescope.models.checkpoint import checkpoint_meta, load_checkpoint
@@ -65,6 +66,9 @@ def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(
     by_torch, by_onnx = Recognizer(out).identify(example), Recognizer(tmp_path / "pair.onnx").identify(example)
     np.testing.assert_allclose(by_onnx.frames, by_torch.frames, atol=1e-4)
     assert by_onnx.segments == by_torch.segments and by_onnx.thresholds == by_torch.thresholds
+    runs = training_histories(Recognizer(out))  # the report's training log: one line per member
+    assert [name for name, _ in runs] == ["member 1 (seed 5)", "member 2 (seed 6)"]
+    assert [len(history) for _, history in runs] == [1, 1]
 
 
 def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, capsys):

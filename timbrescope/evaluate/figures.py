@@ -65,17 +65,22 @@ def class_distribution(counts: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def training_curves(history: list[dict], path: Path) -> Path:
-    """Training and validation loss (log scale) and validation mAP per epoch."""
-    epochs = [h["epoch"] for h in history]
+def training_curves(runs: list[tuple[str, list[dict]]], path: Path) -> Path:
+    """Training and validation loss (log scale) and validation mAP per epoch, one line each of the
+    ``(name, epochs)`` runs (an ensemble's members; one unnamed run for a single network)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, [h["train_loss"] for h in history], label="train")
-    left.plot(epochs, [h["valid_loss"] for h in history], label="validation")
+    for name, history in runs:
+        epochs, prefix = [h["epoch"] for h in history], f"{name}: " if name else ""
+        left.plot(epochs, [h["train_loss"] for h in history], label=f"{prefix}train")
+        left.plot(epochs, [h["valid_loss"] for h in history], label=f"{prefix}validation")
+        right.plot(epochs, [h["valid_map"] for h in history], label=name or None,
+                   color=None if name else "#aa3377")
     left.set_yscale("log")
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
-    left.legend()
-    right.plot(epochs, [h["valid_map"] for h in history], color="#aa3377")
+    left.legend(fontsize=7)
+    if any(name for name, _ in runs):
+        right.legend(fontsize=7)
     right.set_xlabel("epoch")
     right.set_ylabel("validation mAP")
     fig.suptitle("Training log")

@@ -41,9 +41,9 @@ def write_report(metrics: dict, details: dict, recognizer, out: Path) -> dict[st
             sections.append(("ROC curves", figures.roc(details["roc"], per_label, out / "roc.png")))
     sections.append(("Class distribution", figures.class_distribution(metrics["class_distribution"],
                                                                       out / "distribution.png")))
-    history = training_history(recognizer)
-    if history:
-        sections.append(("Training log", figures.training_curves(history, out / "training.png")))
+    runs = training_histories(recognizer)
+    if runs:
+        sections.append(("Training log", figures.training_curves(runs, out / "training.png")))
     for i, (example, frames, caption) in enumerate(details.get("errors", [])):
         try:
             audio = example.load_audio(recognizer.sample_rate)
@@ -58,13 +58,17 @@ def write_report(metrics: dict, details: dict, recognizer, out: Path) -> dict[st
     return written
 
 
-def training_history(recognizer) -> list[dict]:
-    """The per-epoch log of the model's training: stored in the checkpoint, or the log file beside it."""
-    history = recognizer.meta.get("training", {}).get("history")
+def training_histories(recognizer) -> list[tuple[str, list[dict]]]:
+    """The per-epoch logs of the model's training as (name, epochs) pairs: each member's of an ensemble
+    ("member 1 (seed 1)", …), else one ("", its log), stored in the checkpoint or in the log file beside it."""
+    training = recognizer.meta.get("training", {})
+    if training.get("members"):
+        return [(f"member {n} (seed {m['seed']})", m["history"]) for n, m in enumerate(training["members"], start=1)]
+    history = training.get("history")
     log = Path(f"{recognizer.model_path}.log.jsonl")
     if not history and log.is_file():
         history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return history or []
+    return [("", history)] if history else []
 
 
 def _html(metrics: dict, sections: list[tuple[str, Path]]) -> str:
