@@ -5,8 +5,8 @@ Scores each recording once per model (`Recognizer.identify`, as `realdev_accurac
 scores of a set of models over the union of their labels (a label only one model has keeps that model's score)
 and scores members and sets with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its
 members' mean, the mean gain, the mean top-1 of sets of 1, 2, 4 and all models (every set, or ``SUBSETS``
-random ones): how far averaging goes, and each label's top-1 for all models averaged. A measurement: N networks
-cost N times the inference time.
+random ones): how far averaging goes, and each label's top-1 for all models averaged. Models already trained,
+averaged without training them again (a recipe trains a shipped average with `[model] members`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Usage: python benchmarks/ensemble_validation.py --data CORPUS [--split validation] CKPT [CKPT ...]
 Scores every clip of the split with each model through `Recognizer.identify` (the product's own
 path), averages the clip probabilities (over the labels every model has), and prints clip mAP and single-instrument top-1 of each
-member and of the average as Markdown. The ensemble is a measurement, not a product: N networks cost
-N times the inference time.
+member and of the average as Markdown: models already trained, averaged without training them again (a recipe
+trains a shipped average with `[model] members`).
 """
 
 from __future__ import annotations
