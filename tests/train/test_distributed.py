@@ -36,6 +36,14 @@ def _train(corpus, out: Path, *settings: str) -> list[str]:
     return command
 
 
+def _finished(command: list[str]) -> str:
+    """The standard output of a torchrun training run to its end (which must succeed)."""
+    process = _torchrun(*command)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    return stdout
+
+
 def test_ranks_share_the_epoch_and_ddp_keeps_their_weights_equal(tmp_path):
     process = _torchrun(str(Path(__file__).parent / "ddp_ranks.py"), str(tmp_path / "seen.json"))
     out, err = process.communicate(timeout=300)
@@ -56,10 +64,7 @@ def test_one_process_trains_on_the_whole_epoch_as_before():
 
 def test_torchrun_trains_two_epochs_into_a_normal_checkpoint(corpus, tmp_path, example):
     out = tmp_path / "ddp.ckpt"
-    process = _torchrun(*_train(corpus, out, "schedule.epochs=2"))
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr[-3000:]
-    assert stdout.count("best epoch") == 1  # rank 0 alone reports
+    assert _finished(_train(corpus, out, "schedule.epochs=2")).count("best epoch") == 1  # rank 0 alone reports
     log = [json.loads(line) for line in (tmp_path / "ddp.ckpt.log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in log] == [1, 2]
     training = torch.load(out, weights_only=False)["training"]
@@ -89,9 +94,7 @@ def test_a_killed_torchrun_run_resumes_where_it_stopped(corpus, tmp_path):
         pytest.fail("the run ended before it could be killed: " + process.stderr.read()[-2000:])
     before = [json.loads(line) for line in (tmp_path / "ddp.ckpt.log.jsonl").read_text().splitlines()]
     assert 1 <= len(before) < 40
-    resumed = _torchrun(*command)
-    stdout, stderr = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, stderr[-3000:]
+    _finished(command)
     log = [json.loads(line) for line in (tmp_path / "ddp.ckpt.log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in log] == list(range(1, 41))
     assert log[:len(before)] == before  # the epochs done before the kill were not run again
@@ -100,10 +103,7 @@ def test_a_killed_torchrun_run_resumes_where_it_stopped(corpus, tmp_path):
 
 def test_torchrun_trains_a_recipes_members_one_after_another_on_every_rank(corpus, tmp_path, example):
     out = tmp_path / "pair.ckpt"
-    process = _torchrun(*_train(corpus, out, "model.members=2"))
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr[-3000:]
-    assert stdout.count("2 members averaged") == 1  # rank 0 alone reports
+    assert _finished(_train(corpus, out, "model.members=2")).count("2 members averaged") == 1  # rank 0 alone reports
     meta = torch.load(out, weights_only=False)
     assert meta["model"] == "ensemble" and meta["training"]["ranks"] == 2
     assert [m["seed"] for m in meta["training"]["members"]] == [0, 1] and not Path(f"{out}.members").exists()

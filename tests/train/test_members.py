@@ -78,7 +78,8 @@ def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, c
                             "schedule": {"epochs": 1}})
     train(str(corpus), tmp_path / "pair.ckpt.members" / "member1.ckpt", other.config)
     assert main(train_args(corpus, out, "model.members=2")) == 2
-    assert capsys.readouterr().err.strip().endswith("member1.ckpt belongs to another training run; delete it to start again")
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("member1.ckpt belongs to another training run; delete it to start again")
     assert not out.exists() and checkpoint_meta(tmp_path / "pair.ckpt.members" / "member1.ckpt")["model"] == "timbrenet"
     assert main(train_args(corpus, out, "model.members=0")) == 2
     assert "at least one member network, got 0" in capsys.readouterr().err

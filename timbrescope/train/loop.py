@@ -136,7 +136,7 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
             for k in range(config.members)]
     if ranks.world > 1:
         summaries = [_member_summary(path, member) or _train_one(spec, path, member, None, None, ranks)
-                     for spec, path, member in jobs]
+                     for _, path, member in jobs]
         if not ranks.main:
             return {"rank": ranks.rank}
     else:
@@ -157,7 +157,8 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     first = summaries[0]
     summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files")},
                "valid_map": round(_validation_map(valid_feats, scores), 5),
-               "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": ranks.world, "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
+               "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": ranks.world,
+               "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
                "members": [{key: s[key] for key in ("best_epoch", "valid_map", "epochs_run", "seconds", "history")}
                            | {"seed": c.seed} for s, (_, _, c) in zip(summaries, jobs)]}
     save_checkpoint(out, model, "ensemble", clip_thresholds.tolist(), frame_thresholds.tolist(), summary, rule)
