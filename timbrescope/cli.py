@@ -122,10 +122,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = train(recipe.data, args.out, recipe.config, progress=advance)
     if "valid_map" not in summary:  # a torchrun rank other than 0: rank 0 reports
         return 0
-    for n, member in enumerate(summary.get("members", []), start=1):
-        print(f"{args.out}: member {n} (seed {member['seed']}): best epoch {member['best_epoch']} of "
-              f"{member['epochs_run']}, validation mAP {member['valid_map']:.3f}, {member['seconds']:.0f} s")
     if "members" in summary:
+        for n, member in enumerate(summary["members"], start=1):
+            print(f"{args.out}: member {n} (seed {member['seed']}): best epoch {member['best_epoch']} of "
+                  f"{member['epochs_run']}, validation mAP {member['valid_map']:.3f}, {member['seconds']:.0f} s")
         print(f"{args.out}: the {len(summary['members'])} members averaged: validation mAP {summary['valid_map']:.3f}")
     else:
         print(f"{args.out}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, validation mAP "

@@ -152,8 +152,8 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     dataset = open_dataset(spec)
     valid_feats = _validation_features(model, dataset, config, SkipLog(), None)
     rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
-    clip_thresholds, frame_thresholds = tune_thresholds(model, valid_feats, config, rule)
-    _, scores, _ = _evaluate(model, valid_feats, config)
+    _, scores, frames = _evaluate(model, valid_feats, config)
+    clip_thresholds, frame_thresholds = _thresholds_of(model, valid_feats, scores, frames, rule)
     first = summaries[0]
     summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files")},
                "valid_map": round(_validation_map(valid_feats, scores), 5),
@@ -188,6 +188,13 @@ def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: D
     by ``evaluate.thresholds.tune_thresholds`` under ``rule`` (``previous``: the thresholds to keep where
     the data cannot tune them)."""
     _, scores, frames = _evaluate(model, feats, config)
+    return _thresholds_of(model, feats, scores, frames, rule, previous)
+
+
+def _thresholds_of(model: nn.Module, feats: Batch, scores: np.ndarray, frames: np.ndarray, rule: DecisionRule,
+                   previous: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``tune_thresholds`` from ``model``'s clip ``scores [n, labels]`` and frame scores
+    ``frames [n, frames, labels]`` on ``feats``."""
     known = feats.frame_known.numpy().astype(bool) & bool(model.frame_level)
     return thresholds.tune_thresholds(feats.clips.numpy(), scores, feats.mask.numpy(), feats.frames.float().numpy(),
                                       frames, known, rule.smooth_frames, previous, rule.clip_floor)
