@@ -160,18 +160,6 @@ def test_extra_soundfonts_play_their_labels():
     assert renderer.programs(banks["a320u"], "organ")
 
 
-def test_a320u_mt32_set_plays_its_own_presets_as_gm_programs():
-    banks = {bank.name: bank for bank in extra_soundfont_banks()}
-    mt32, gm = banks["a320u_mt32"], banks["a320u"]
-    assert mt32.path == gm.path and "saxophone" in mt32.labels and "piano" not in mt32.labels
-    renderer = Renderer(22_050)
-    assert renderer.programs(mt32, "saxophone") == [64, 65, 66]  # the baritone (67) plays no new samples
-    assert renderer.programs(mt32, "harp") == [46] and renderer.programs(mt32, "piano") == []
-    note = Part("saxophone", [Note(62, 100, 0.0, 0.8)])
-    variation, general = renderer.render(mt32, note, 65, 1.0), renderer.render(gm, note, 65, 1.0)
-    assert _level(variation) > -40 and abs(np.corrcoef(variation, general)[0, 1]) < 0.5  # another instrument
-
-
 def test_sinsy_sings_each_note_at_its_time_and_pitch():
     import librosa
 

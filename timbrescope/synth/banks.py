@@ -24,7 +24,7 @@ from pathlib import Path
 
 from timbrescope.errors import DataError
 from timbrescope.fileio import atomic_write_text
-from timbrescope.taxonomy import canonical_label, gm_program, labels, renderable_labels
+from timbrescope.taxonomy import canonical_label, labels, renderable_labels
 
 SPLITS = ("train", "validation", "test")
 
@@ -50,9 +50,6 @@ class Bank:
     clip files relative to it.
 
     ``labels`` are what it can play: every GM-renderable label for a soundfont, one label for an SFZ.
-
-    ``presets`` ((GM program, soundfont bank, preset), ...) make a soundfont bank play those presets of the
-    soundfont, each as the GM program it names, instead of its General-MIDI bank 0: a variation set.
     """
 
     name: str
@@ -63,7 +60,6 @@ class Bank:
     package: str = ""
     licence: str = ""
     clips: tuple[str, ...] = ()
-    presets: tuple[tuple[int, int, int], ...] = ()
 
 
 # (name, file, Debian package, split)
@@ -91,29 +87,13 @@ EXTRA_SOUNDFONTS = (
 )
 
 
-# A320U's MT-32 set (its bank 127): the presets whose samples no General-MIDI preset of A320U plays for the
-# same label (a CP-70 electric grand, a troubadour harp, an acoustic bass and a double bass, three saxophones,
-# "Organ 3" drawbars, ...), as (GM program, soundfont bank, preset); MT-32 presets layered on a synthetic
-# wave, or playing another label's samples, are left out (docs/CORPUS.md, "A320U's MT-32 set").
-A320U_MT32_PRESETS = (
-    (2, 127, 4), (5, 127, 5), (17, 127, 9), (18, 127, 10), (24, 127, 59), (25, 127, 60), (32, 127, 64),
-    (43, 127, 56), (42, 127, 54), (46, 127, 57), (37, 127, 69), (73, 127, 72), (72, 127, 74), (64, 127, 78),
-    (65, 127, 79), (66, 127, 80), (71, 127, 82), (68, 127, 84), (70, 127, 86), (56, 127, 88), (59, 127, 89),
-    (11, 127, 97), (12, 127, 104),
-)
-
-
 def extra_soundfont_banks() -> list[Bank]:
-    """The ``EXTRA_SOUNDFONTS`` as train banks, and A320U's MT-32 set as one more (DataError naming the package
-    of a missing soundfont)."""
+    """The ``EXTRA_SOUNDFONTS`` as train banks (DataError naming the package of a missing one)."""
     banks = []
     for name, path, package, playable in EXTRA_SOUNDFONTS:
         if not Path(path).is_file():
             raise not_installed(f"soundfont {path}", package)
         banks.append(Bank(name, Path(path), "fluidsynth", "train", playable or tuple(renderable_labels()), package))
-    a320u = next(bank for bank in banks if bank.name == "a320u")
-    playable = {gm_program(program).label for program, *_ in A320U_MT32_PRESETS}
-    banks.append(replace(a320u, name="a320u_mt32", labels=tuple(sorted(playable)), presets=A320U_MT32_PRESETS))
     return banks
 
 

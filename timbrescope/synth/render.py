@@ -62,15 +62,12 @@ class _FluidSynthBank:
         if self._sfid < 0:
             raise DataError(f"{bank.path}: corrupt or unreadable soundfont")
         self._drum_bank = 0 if bank.labels == ("drum_kit",) and not self._fs.sfpreset_name(self._sfid, 128, 0) else 128
-        self._presets = {program: (number, preset) for program, number, preset in bank.presets}
         self._write_float = fluidsynth.cfunc(
             "fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
             ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
             ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
 
     def has_program(self, program: int | None) -> bool:
-        if self._presets and program not in self._presets:
-            return False
         channel, bank_number, preset = self._route(program)
         return self._fs.program_select(channel, self._sfid, bank_number, preset) == 0
 
@@ -116,10 +113,8 @@ class _FluidSynthBank:
 
     def _route(self, program: int | None) -> tuple[int, int, int]:
         """(channel, bank number, preset): the drum kit is bank 128 (or, in a kit-only soundfont, bank 0)
-        on channel 10; a GM program is bank 0's preset of that number, or the variation set's preset for it."""
-        if program is None:
-            return GM_DRUM_CHANNEL, self._drum_bank, 0
-        return (0, *self._presets[program]) if self._presets else (0, 0, program)
+        on channel 10."""
+        return (GM_DRUM_CHANNEL, self._drum_bank, 0) if program is None else (0, 0, program)
 
 
 def _ram_based_sfz(sfz: Path, folder: Path) -> Path:
