@@ -1,6 +1,7 @@
 """Top-1 of models averaged, on a manifest of single-label recordings (held-out libraries, real notes).
 
-Usage: python benchmarks/ensemble_pairs.py --manifest build/holdout/MANIFEST-200.csv CKPT CKPT [CKPT ...]
+Usage: python benchmarks/ensemble_pairs.py [--manifest build/npm-banks/MANIFEST-264.csv] CKPT CKPT [CKPT ...]
+(without ``--manifest``: realdev, reported only, as ``realdev_accuracy.py``).
 Scores each recording once per model (`Recognizer.identify`, as `realdev_accuracy.py`), averages the clip
 scores of a set of models over the union of their labels (a label only one model has keeps that model's score)
 and scores members and sets with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its
@@ -35,7 +36,7 @@ def subsets(names: list[str], size: int, rng: np.random.Generator) -> list[tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--manifest", default="../shared/realdev/MANIFEST.csv")
     parser.add_argument("models", nargs="+")
     args = parser.parse_args()
     examples = open_dataset(f"manifest:{args.manifest}").sample("all", None, 0)
