@@ -449,20 +449,3 @@ def test_release_lets_single_notes_go_early_and_ends_their_frame_targets():
         TrainConfig(release_probability=1.5)
     draws = Release(0.5, hop, pool).draw(np.random.default_rng(3), 1000)
     assert 0.4 < draws.released.float().mean() < 0.6 and draws.cut.min() >= 0.1 and draws.cut.max() <= 1.5
-
-
-def test_label_smoothing_moves_the_clip_targets_towards_one_half():
-    from timbrescope.train.loop import _loss
-
-    class Sigmoid(torch.nn.Module):
-        output_activation = "sigmoid"
-
-    logits = torch.tensor([[2.0, -1.0, 0.5]])
-    batch = Batch(None, torch.tensor([[1.0, 0.0, 1.0]]), torch.ones(1, 3), torch.zeros(1, 4, 3),
-                  torch.zeros(1, dtype=torch.bool), torch.full((1,), -1), torch.zeros(1, dtype=torch.bool))
-    smoothed = _loss(Sigmoid(), {"clip_logits": logits}, batch, TrainConfig(label_smoothing=0.2))
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([[0.9, 0.1, 0.9]]))
-    assert smoothed.item() == pytest.approx(expected.item())
-    assert _loss(Sigmoid(), {"clip_logits": logits}, batch, TrainConfig()).item() < smoothed.item()
-    with pytest.raises(ParameterError, match="label smoothing"):
-        TrainConfig(label_smoothing=1.0)

@@ -478,15 +478,14 @@ def _evaluate(model: nn.Module, feats: Batch, config: TrainConfig) -> tuple[floa
 
 
 def _loss(model: nn.Module, out: dict, target: Batch, config: TrainConfig) -> torch.Tensor:
-    """Clip loss over known targets (binary cross-entropy against targets moved ``label_smoothing / 2`` towards
-    one half, or cross-entropy against the normalised targets for softmax models), weighted frame BCE over clips with known frames, and composer CE."""
+    """Clip loss over known targets (binary cross-entropy, or cross-entropy against the normalised
+    targets for softmax models), weighted frame BCE over clips with known frames, and composer CE."""
     functional = nn.functional
     if model.output_activation == "softmax":
         soft = target.clips / target.clips.sum(dim=1, keepdim=True).clamp(min=1)
         loss = functional.cross_entropy(out["clip_logits"], soft)
     else:
-        smoothed = target.clips * (1 - config.label_smoothing) + config.label_smoothing / 2
-        clip = functional.binary_cross_entropy_with_logits(out["clip_logits"], smoothed, reduction="none")
+        clip = functional.binary_cross_entropy_with_logits(out["clip_logits"], target.clips, reduction="none")
         loss = (clip * target.mask).sum() / target.mask.sum().clamp(min=1)
         if target.frame_known.any():
             weight = target.frame_known.float()[:, None, None].expand_as(target.frames)

@@ -18,7 +18,7 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
                 release_probability            # share of single-note draws let go early (short notes)
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
-    [loss]      frame_loss_weight, composer_loss_weight, label_smoothing   # clip targets t -> t (1 - s) + s / 2
+    [loss]      frame_loss_weight, composer_loss_weight
     [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
 
 Precedence: ``TrainConfig``'s defaults < the model's ``training_defaults`` (a reference system's batch
@@ -49,7 +49,6 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 6
     frame_loss_weight: float = 0.5
-    label_smoothing: float = 0.0  # clip targets moved this share towards one half (sigmoid models)
     composer_loss_weight: float = 0.5
     mixture_probability: float = 0.3
     release_probability: float = 0.0  # share of single-note draws let go 0.1-1.5 s after onset (log-mel models)
@@ -76,8 +75,6 @@ class TrainConfig:
                                  f"{self.mixture_probability}, release {self.release_probability}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ParameterError(f"label smoothing must lie in 0-1 (1 excluded), got {self.label_smoothing}")
         if self.members < 1:
             raise ParameterError(f"a model has at least one member network, got {self.members}")
         if not 0.05 <= self.clip_floor <= 0.95:
@@ -95,8 +92,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
-    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight",
-             "label_smoothing": "label_smoothing"},
+    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
     "decision": {"clip_floor": "clip_floor"},
 }
 _TUPLES = {"extra_train", "exclude_banks"}
