@@ -34,22 +34,31 @@ def subsets(names: list[str], size: int, rng: np.random.Generator) -> list[tuple
     return [tuple(sorted(rng.choice(names, size, replace=False), key=names.index)) for _ in range(SUBSETS)]
 
 
+def names_of(paths: list[str]) -> list[str]:
+    """Each model's name in the tables: its file's stem, or the path as given where two stems are the same."""
+    stems = [Path(path).stem for path in paths]
+    if len(set(paths)) < len(paths):
+        raise SystemExit("error: a model is named twice")
+    return [stem if stems.count(stem) == 1 else path for stem, path in zip(stems, paths)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--manifest", default="../shared/realdev/MANIFEST.csv")
     parser.add_argument("models", nargs="+")
     args = parser.parse_args()
+    named = names_of(args.models)
     examples = open_dataset(f"manifest:{args.manifest}").sample("all", None, 0)
     recognizers = [Recognizer(path) for path in args.models]
     labels = sorted({label for r in recognizers for label in r.labels})
     scores = {}
-    for path, recognizer in zip(args.models, recognizers):
+    for path, recognizer, name in zip(args.models, recognizers, named):
         scored, skipped = score_examples(recognizer, examples)
         if skipped:
             raise SystemExit(f"error: {len(skipped)} recordings could not be scored, e.g. {skipped[0]}")
         full = np.full((len(examples), len(labels)), np.nan)
         full[:, [labels.index(label) for label in recognizer.labels]] = scored.scores
-        scores[Path(path).stem] = full
+        scores[name] = full
     targets = sorted({t for ex in examples for t in ex.labels})
 
     def hits(*names: str) -> tuple[np.ndarray, np.ndarray]:

@@ -104,17 +104,23 @@ def test_short_notes_script_cuts_each_note_after_its_onset(tmp_path):
     assert len(sf.read(tmp_path / "short" / "tiny.flac")[0]) == sr // 10
 
 
-def test_ensemble_sets_are_every_combination_or_a_seeded_draw():
-    """benchmarks/ensemble_pairs.py: every set of a size while there are few, else SUBSETS distinct-member draws."""
+def _ensemble_pairs():
+    """benchmarks/ensemble_pairs.py as a module (benchmarks/ is not a package)."""
     import importlib.util
     from pathlib import Path
-
-    import numpy as np
 
     spec = importlib.util.spec_from_file_location("ensemble_pairs", Path(__file__).parents[1] / "benchmarks" /
                                                   "ensemble_pairs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_ensemble_sets_are_every_combination_or_a_seeded_draw():
+    """benchmarks/ensemble_pairs.py: every set of a size while there are few, else SUBSETS distinct-member draws."""
+    import numpy as np
+
+    module = _ensemble_pairs()
     names = [f"run{i}" for i in range(12)]
     assert module.subsets(names[:4], 2, np.random.default_rng(0)) == [
         ("run0", "run1"), ("run0", "run2"), ("run0", "run3"), ("run1", "run2"), ("run1", "run3"), ("run2", "run3")]
@@ -122,3 +128,13 @@ def test_ensemble_sets_are_every_combination_or_a_seeded_draw():
     assert len(drawn) == module.SUBSETS and all(len(set(s)) == 4 for s in drawn)
     assert all([names.index(n) for n in s] == sorted(names.index(n) for n in s) for s in drawn)
     assert drawn == module.subsets(names, 4, np.random.default_rng(0)) and len(set(drawn)) > 150
+
+
+def test_ensemble_models_keep_apart_when_their_file_stems_are_the_same():
+    """benchmarks/ensemble_pairs.py names a model by its stem, by its path where stems collide (two runs' member1),
+    and refuses a model given twice."""
+    module = _ensemble_pairs()
+    assert module.names_of(["a/member1.onnx", "b/member1.onnx", "b/run70.onnx"]) == [
+        "a/member1.onnx", "b/member1.onnx", "run70"]
+    with pytest.raises(SystemExit, match="named twice"):
+        module.names_of(["a/member1.onnx", "a/member1.onnx"])

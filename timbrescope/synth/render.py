@@ -31,6 +31,9 @@ from timbrescope.taxonomy import GM_DRUM_CHANNEL, PLAYABLE_RANGE, programs_for
 _PITCH_BEND_CENTS = 200.0  # GM default bend range: +-2 semitones over +-8192
 _SFIZZ_BLOCK = 512
 _FLUID_BLOCK = 64
+_FLUID_POLYPHONY = 256  # voices in one FluidSynth instance's pool
+_SFIZZ_DEFAULT_CONTROLS = ((1, 0), (11, 127))  # (CC, value) the parts set (material.expression_controls)
+_SFIZZ_SETTLE_BLOCKS = 4  # blocks for sfizz's controller smoothing to reach a value
 _SFIZZ_SAMPLE_QUALITY = 2  # 0 nearest, 1 linear, 2 polynomial, 3-10 sinc
 FESTIVAL_BEAT_SCALE = 0.837  # seconds Festival's singing mode plays per nominal second (tests/test_synth.py)
 
@@ -56,7 +59,8 @@ class _FluidSynthBank:
         import fluidsynth
 
         self._fs = fluidsynth.Synth(samplerate=float(sr), gain=0.6)
-        for key, value in (("synth.reverb.active", 0), ("synth.chorus.active", 0), ("synth.polyphony", 256)):
+        for key, value in (("synth.reverb.active", 0), ("synth.chorus.active", 0),
+                           ("synth.polyphony", _FLUID_POLYPHONY)):
             self._fs.setting(key, value)
         self._sfid = self._fs.sfload(str(bank.path))
         if self._sfid < 0:
@@ -66,6 +70,8 @@ class _FluidSynthBank:
             "fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
             ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
             ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
+        self._reset_preset = self._route(0 if self.has_program(0) else None)[1:]  # (bank number, preset)
+        self._reset_voices()
 
     def has_program(self, program: int | None) -> bool:
         channel, bank_number, preset = self._route(program)
@@ -93,8 +99,24 @@ class _FluidSynthBank:
                 fs.pitch_bend(channel, _bend(args[1]))
             elif kind == "cc":
                 fs.cc(channel, *args)
-        self._silence()
+        self._reset_voices()
         return out[:, :n].mean(axis=0)
+
+    def _reset_voices(self) -> None:
+        """Sound (nearly) every voice of the pool with the same chord, then silence them all. A FluidSynth voice
+        carries state from its last note into the first milliseconds of its next one (up to 0.004 of full
+        scale), so without this a part would depend on what the instance played before it, and a corpus on how
+        its clips were shared out among workers."""
+        fs = self._fs
+        self._silence()
+        for channel in range(16):
+            fs.program_select(channel, self._sfid, *self._reset_preset)
+            for key in range(128):
+                if fs.get_active_voice_count() >= _FLUID_POLYPHONY - 8:  # room for a key's layers: no stealing
+                    break
+                fs.noteon(channel, key, 100)
+        self._write(np.zeros((2, _FLUID_BLOCK), np.float32), 0, _FLUID_BLOCK)
+        self._silence()
 
     def _silence(self) -> None:
         """Stop every voice now and render until none is left, so that nothing leaks into the next part."""
@@ -170,6 +192,11 @@ class _SfizzBank:
             blocks.append((np.asarray(left) + np.asarray(right)) * 0.5)
         raw.all_sound_off()
         while raw.get_num_active_voices():  # let released voices die so the next part starts clean
+            raw.render_block()
+        raw.pitch_wheel(0, 0)  # and from the controllers' defaults, as a fresh instance does: sfizz glides from
+        for number, value in _SFIZZ_DEFAULT_CONTROLS:  # a controller's last value to its next one
+            raw.cc(0, number, value)
+        for _ in range(_SFIZZ_SETTLE_BLOCKS):
             raw.render_block()
         return np.concatenate(blocks)[:n].astype(np.float32)
 
