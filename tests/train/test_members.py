@@ -43,8 +43,8 @@ def test_an_ensemble_scores_the_mean_of_its_members_probabilities():
 
 
 def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(corpus, example, tmp_path, capsys):
-    """The members train in processes of their own; a member already written is reused (a killed run resumes);
-    the averaged model identifies, exports to ONNX with the same scores, and keeps each member's summary."""
+    """The members train in processes of their own, to the weights their seed trains alone; a member already
+    written is reused (a killed run resumes); the averaged model identifies, exports to ONNX with the same scores, and keeps each member's summary."""
     out = tmp_path / "pair.ckpt"
     first = resolve_recipe({"seed": 5, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
                             "schedule": {"epochs": 1}})
@@ -61,6 +61,16 @@ def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(
     for key, value in reused.state_dict().items():
         torch.testing.assert_close(model.members[0].state_dict()[key], value)
     assert not torch.equal(model.members[0].frame_head.weight, model.members[1].frame_head.weight)
+    second = resolve_recipe({"seed": 6, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
+                             "schedule": {"epochs": 1}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))  # the threads each of two members had
+    try:
+        train(str(corpus), tmp_path / "alone.ckpt", second.config)  # member 2 here, not in a process of its own
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in load_checkpoint(tmp_path / "alone.ckpt")[0].state_dict().items():
+        assert torch.equal(model.members[1].state_dict()[key], value), key  # bit for bit: `make model` reproduces
     assert len(meta["thresholds"]) == len(model.labels) == len(meta["frame_thresholds"])
     assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "pair.onnx")]) == 0
     by_torch, by_onnx = Recognizer(out).identify(example), Recognizer(tmp_path / "pair.onnx").identify(example)
