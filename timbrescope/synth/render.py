@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,8 @@ _SFIZZ_BLOCK = 512
 _FLUID_BLOCK = 64
 _FLUID_POLYPHONY = 256  # voices in one FluidSynth instance's pool
 _SFIZZ_DEFAULT_CONTROLS = ((1, 0), (11, 127))  # (CC, value) the parts set (material.expression_controls)
-_SFIZZ_SETTLE_BLOCKS = 4  # blocks for sfizz's controller smoothing to reach a value
+_SFIZZ_SETTLE_BLOCKS = 32  # blocks (0.74 s at 22,050 Hz) for sfizz's controller smoothing to reach a value exactly
+_RANDOM_OPCODE = re.compile(r"\b\w+_random=\S+")  # SFZ opcodes that vary each note at random
 _SFIZZ_SAMPLE_QUALITY = 2  # 0 nearest, 1 linear, 2 polynomial, 3-10 sinc
 FESTIVAL_BEAT_SCALE = 0.837  # seconds Festival's singing mode plays per nominal second (tests/test_synth.py)
 
@@ -145,13 +147,18 @@ def _ram_based_sfz(sfz: Path, folder: Path) -> Path:
     sfizz preloads only the start of each sample and streams the rest from a background thread,
     which does not wait for it even when freewheeling: while other instruments load, a note can fall
     silent after its first fraction of a second (tests/test_synth.py). The ``hint_ram_based`` control
-    opcode loads whole samples; the wrapper includes the original from a mirror of its folder (links
+    opcode loads whole samples; the wrapper is a copy of the file's text in a mirror of its folder (links
     to each entry), so that sample paths resolve as before and the library itself is not touched.
+
+    The copy leaves out the opcodes that vary each note at random (``fil_random``, ``amp_random``, …, in the
+    file itself, not in what it includes): sfizz draws them from a generator nobody can seed, so a note
+    would depend on how many notes its process had played before (one library, ``versilian_pizz_strings``).
     """
     for entry in sfz.parent.iterdir():
         (folder / entry.name).symlink_to(entry.resolve())
+    text = _RANDOM_OPCODE.sub("", sfz.read_text(errors="surrogateescape"))
     wrapper = folder / ".timbrescope-ram-based.sfz"
-    wrapper.write_text(f'<control> hint_ram_based=1\n#include "{sfz.name}"\n')
+    wrapper.write_text("<control> hint_ram_based=1\n" + text, errors="surrogateescape")
     return wrapper
 
 
@@ -205,7 +212,8 @@ class _TimidityBank:
     """TiMidity++ with a GUS patch set (freepats): another bank *and* another synthesis engine.
 
     Each part is written as a MIDI file and rendered by the ``timidity`` program (no Python binding
-    exists); its own reverb and chorus are off.
+    exists); its own reverb and chorus are off, and so is its voice reduction (``-k 0``), which would
+    drop voices when the machine is busy.
     """
 
     def __init__(self, bank: Bank, sr: int):
@@ -245,7 +253,7 @@ class _TimidityBank:
         return _run_program(
             "part.mid", lambda midi: mido.MidiFile(tracks=[track], ticks_per_beat=480).save(midi),
             lambda midi, wav: ["timidity", "-c", str(self._config), "-Ow", "--output-mono", "-s", str(sr),
-                               "-EFreverb=0", "-EFchorus=0", "-o", str(wav), str(midi)],
+                               "-EFreverb=0", "-EFchorus=0", "-k", "0", "-o", str(wav), str(midi)],
             f"timidity on {self._config}", n)
 
 
