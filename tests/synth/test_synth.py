@@ -251,6 +251,7 @@ def test_a_part_sounds_the_same_after_other_parts_as_on_a_fresh_engine():
         used.render(bank, other, before, 2.0)
         assert np.abs(fresh).max() > 1e-3 and np.array_equal(used.render(bank, part, program, 2.0), fresh), bank.name
 
+
 def test_sfz_opcodes_that_vary_each_note_at_random_are_left_out(tmp_path):
     """sfizz's random generator cannot be seeded: with ``fil_random`` kept, the same note rendered twice by one
     engine differs. Without it, and with the rest of the file kept (cutoff, sample), it is the same."""
@@ -268,6 +269,7 @@ def test_sfz_opcodes_that_vary_each_note_at_random_are_left_out(tmp_path):
     assert np.abs(first).max() > 0.01 and np.array_equal(renderer.render(bank, part, None, 0.8), first)
     spectrum = np.abs(np.fft.rfft(first[: sr // 2]))
     assert spectrum[sr // 2 * 4000 // sr:].max() < 0.02 * spectrum.max(), "the cutoff is kept"
+
 
 def _clip_folder(folder: Path) -> Path:
     """A trainbanks-style folder with one clip library: two cello phrases that sound 0.5-1.5 s and 2-3 s."""

@@ -44,7 +44,8 @@ def test_an_ensemble_scores_the_mean_of_its_members_probabilities():
 
 def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(corpus, example, tmp_path, capsys):
     """The members train in processes of their own, to the weights their seed trains alone; a member already
-    written is reused (a killed run resumes); the averaged model identifies, exports to ONNX with the same scores, and keeps each member's summary."""
+    written is reused (a killed run resumes); the averaged model identifies, exports to ONNX with the same scores,
+    and keeps each member's summary."""
     out = tmp_path / "pair.ckpt"
     first = resolve_recipe({"seed": 5, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
                             "schedule": {"epochs": 1}})
@@ -70,7 +71,7 @@ def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(
     finally:
         torch.set_num_threads(threads)
     for key, value in load_checkpoint(tmp_path / "alone.ckpt")[0].state_dict().items():
-        assert torch.equal(model.members[1].state_dict()[key], value), key  # bit for bit: `make model` reproduces
+        assert torch.equal(model.members[1].state_dict()[key], value), key  # bit for bit: training adds no run-to-run difference
     assert len(meta["thresholds"]) == len(model.labels) == len(meta["frame_thresholds"])
     assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "pair.onnx")]) == 0
     by_torch, by_onnx = Recognizer(out).identify(example), Recognizer(tmp_path / "pair.onnx").identify(example)
