@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from timbrescope.data.specs import open_dataset
 from timbrescope.errors import DataError, ParameterError
 from timbrescope.synth import banks as banks_module
 from timbrescope.synth import corpus as corpus_module
-from timbrescope.synth.banks import HOLDOUT, clip_banks, gm_banks, sfz_banks
+from timbrescope.synth.banks import FREEPATS_CONFIG, HOLDOUT, clip_banks, freepats_bank, gm_banks, sfz_banks
 from timbrescope.synth.corpus import (CORPUS_INFO, MANIFEST, PROGRESS, Settings, bank_coverage, build_corpus,
                                       read_manifest, resolve_preset)
 from timbrescope.synth.material import Part, drum_pattern, phrase
@@ -250,6 +251,28 @@ def test_a_part_sounds_the_same_after_other_parts_as_on_a_fresh_engine():
         used = Renderer(22050)
         used.render(bank, other, before, 2.0)
         assert np.abs(fresh).max() > 1e-3 and np.array_equal(used.render(bank, part, program, 2.0), fresh), bank.name
+
+
+@pytest.mark.skipif(shutil.which("timidity") is None or not FREEPATS_CONFIG.is_file(), reason="timidity/freepats missing")
+def test_timidity_renders_a_part_the_same_every_time():
+    """TiMidity++'s output depended on where its memory lay: this part (the harpsichord chords with a bent pitch
+    of a `default` clip that differed between builds) gave three results in ten renders before ``setarch -R``."""
+    from timbrescope.synth.material import Control, Note
+
+    notes = [Note(*n) for n in (
+        (72, 52, 0.0, 0.1875), (70, 40, 0.1833, 0.7448), (71, 42, 0.7344, 0.9125), (68, 42, 0.7344, 0.9208),
+        (75, 42, 0.7344, 0.9208), (67, 35, 0.9177, 1.0115), (71, 35, 0.9177, 1.0115), (74, 35, 0.9177, 1.0115),
+        (78, 35, 0.9177, 1.0115), (64, 41, 1.0094, 1.1969), (69, 41, 1.0094, 1.1969), (73, 41, 1.0094, 1.1969),
+        (59, 51, 1.1927, 1.2865), (64, 49, 1.2844, 1.3708), (71, 49, 1.2844, 1.3708), (76, 49, 1.2844, 1.3708),
+        (64, 51, 1.376, 1.9375), (71, 51, 1.376, 1.9375), (76, 51, 1.376, 1.9375), (61, 39, 1.9271, 2.676),
+        (56, 43, 2.6604, 2.7542), (60, 43, 2.6604, 2.7542), (63, 43, 2.6604, 2.7542), (67, 43, 2.6604, 2.7542),
+        (56, 57, 2.9365, 3.2979), (59, 57, 2.9365, 3.3104), (63, 57, 2.9365, 3.3104), (56, 47, 3.3031, 3.6656),
+        (56, 44, 3.6698, 4.2313), (67, 45, 4.2208, 4.399), (60, 45, 4.2208, 4.4083), (64, 45, 4.2208, 4.4083),
+        (67, 37, 4.4042, 5.0))]
+    part = Part("harpsichord", notes, [Control(0.0, -1, -8)])
+    renders = [Renderer(22050).render(freepats_bank(), part, 6, 5.0) for _ in range(6)]
+    assert np.abs(renders[0]).max() > 1e-3
+    assert all(np.array_equal(r, renders[0]) for r in renders[1:])
 
 
 def test_sfz_opcodes_that_vary_each_note_at_random_are_left_out(tmp_path):

@@ -82,6 +82,23 @@ def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(
     assert [len(history) for _, history in runs] == [1, 1]
 
 
+def test_members_train_on_the_dataset_they_are_given_not_on_its_folder(corpus, tmp_path):
+    """A Dataset (here a chosen subset, as `learning-curve` passes) reaches each member as it is."""
+    from dataclasses import replace
+
+    from timbrescope.data.specs import open_dataset
+
+    dataset = open_dataset(corpus)
+    train_split = dataset.split("train")
+    subset = replace(dataset, examples=train_split[: len(train_split) // 2] + dataset.split("validation"))
+    config = resolve_recipe({"seed": 3, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
+                             "schedule": {"epochs": 1}}).config
+    alone = train(subset, tmp_path / "one.ckpt", config)
+    pair = train(subset, tmp_path / "pair.ckpt", replace(config, members=2))
+    full = train(str(corpus), tmp_path / "full.ckpt", config)
+    assert pair["train_clips"] == alone["train_clips"] < full["train_clips"]
+
+
 def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, capsys):
     out = tmp_path / "pair.ckpt"
     (tmp_path / "pair.ckpt.members").mkdir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -214,7 +215,9 @@ class _TimidityBank:
 
     Each part is written as a MIDI file and rendered by the ``timidity`` program (no Python binding
     exists); its own reverb and chorus are off, and so is its voice reduction (``-k 0``), which would
-    drop voices when the machine is busy.
+    drop voices when the machine is busy. Its output depends on where the process's memory lies (a part
+    with chords and a bent pitch rendered ten times gave three results), so it runs with address-space
+    randomisation off (``setarch -R``) where the system allows that.
     """
 
     def __init__(self, bank: Bank, sr: int):
@@ -224,6 +227,7 @@ class _TimidityBank:
             raise DataError(f"{bank.path} not found: install the Debian package freepats")
         self._config = bank.path
         self._programs = _timidity_programs(bank.path)
+        self._prefix = _fixed_addresses()
 
     def has_program(self, program: int | None) -> bool:
         """TiMidity++ plays a substitute for a program its configuration lacks: count only real ones."""
@@ -253,7 +257,7 @@ class _TimidityBank:
                                           time=delta))
         return _run_program(
             "part.mid", lambda midi: mido.MidiFile(tracks=[track], ticks_per_beat=480).save(midi),
-            lambda midi, wav: ["timidity", "-c", str(self._config), "-Ow", "--output-mono", "-s", str(sr),
+            lambda midi, wav: [*self._prefix, "timidity", "-c", str(self._config), "-Ow", "--output-mono", "-s", str(sr),
                                "-EFreverb=0", "-EFchorus=0", "-k", "0", "-o", str(wav), str(midi)],
             f"timidity on {self._config}", n)
 
@@ -496,6 +500,15 @@ def sounding_intervals(y: np.ndarray, sr: int, floor_db: float = 30.0, gap: floa
     level = 10 * np.log10(power + 1e-12)
     active = level > max(level.max() - floor_db, -70.0)
     return join_intervals(((a * hop / sr, b * hop / sr) for a, b in runs(active)), gap)
+
+
+def _fixed_addresses() -> list[str]:
+    """The command prefix that runs a program with address-space randomisation off (``setarch -R``), or
+    none where ``setarch`` is missing or the system refuses it (some container sandboxes do)."""
+    prefix = ["setarch", platform.machine(), "-R"]
+    if shutil.which("setarch") is None:
+        return []
+    return prefix if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0 else []
 
 
 def _timidity_programs(config: Path) -> set[int]:

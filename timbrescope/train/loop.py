@@ -132,10 +132,12 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     spec = str(data.root if isinstance(data, Dataset) else data)
     folder = Path(f"{out}.members")
     folder.mkdir(exist_ok=True)
-    jobs = [(spec, folder / f"member{k + 1}.ckpt", replace(config, members=1, seed=config.seed + k))
+    # a Dataset goes to the members as it is (a chosen subset, a public dataset's loader): its root alone could not
+    # open it again
+    jobs = [(data, folder / f"member{k + 1}.ckpt", replace(config, members=1, seed=config.seed + k))
             for k in range(config.members)]
     if ranks.world > 1:
-        summaries = [_member_summary(path, member) or _train_one(spec, path, member, None, None, ranks)
+        summaries = [_member_summary(path, member) or _train_one(data, path, member, None, None, ranks)
                      for _, path, member in jobs]
         if not ranks.main:
             return {"rank": ranks.rank}
@@ -149,7 +151,7 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     for member, trained in zip(model.members, models):
         member.load_state_dict(trained.state_dict())
     model.eval()
-    dataset = open_dataset(spec)
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
     valid_feats = _validation_features(model, dataset, config, SkipLog(), None)
     rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
     _, scores, frames = _evaluate(model, valid_feats, config)
@@ -166,10 +168,10 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     return summary
 
 
-def _train_member(spec: str, path: Path, config: TrainConfig, threads: int) -> dict:
+def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig, threads: int) -> dict:
     """One member of ``_train_members`` in a process of its own: its summary (the stored one once it is written)."""
     torch.set_num_threads(threads)
-    return _member_summary(path, config) or train(spec, path, config)
+    return _member_summary(path, config) or train(data, path, config)
 
 
 def _member_summary(path: Path, config: TrainConfig) -> dict | None:
