@@ -4,9 +4,11 @@ Usage: python benchmarks/ensemble_pairs.py [--manifest build/npm-banks/MANIFEST-
 (without ``--manifest``: realdev, reported only, as ``realdev_accuracy.py``).
 Scores each recording once per model (`Recognizer.identify`, as `realdev_accuracy.py`), averages the clip
 scores of a set of models over the union of their labels (a label only one model has keeps that model's score)
-and scores members and sets with the evaluator's top-1 rule. Prints Markdown: each pair, its gain over its
-members' mean, the mean gain, the mean top-1 of sets of 1, 2, 4 and all models (every set, or ``SUBSETS``
-random ones): how far averaging goes, and each label's top-1 for all models averaged. Models already trained,
+and scores members and sets with the evaluator's top-1 rule. A clip score is the maximum over 5-s windows, so a set
+here is the mean of maxima, where an `ensemble` model file takes the maximum of its windows' means: the two agree on
+recordings of one window (5 s or less) and may differ by a little on longer ones. Prints Markdown: each pair, its
+gain over its members' mean, the mean gain, the mean top-1 of sets of 1, 2, 4 and all models (every set, or
+``SUBSETS`` random ones): how far averaging goes, and each label's top-1 for all models averaged. Models already trained,
 averaged without training them again (a recipe trains a shipped average with `[model] members`).
 """
 

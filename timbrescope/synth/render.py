@@ -257,8 +257,8 @@ class _TimidityBank:
                                           time=delta))
         return _run_program(
             "part.mid", lambda midi: mido.MidiFile(tracks=[track], ticks_per_beat=480).save(midi),
-            lambda midi, wav: [*self._prefix, "timidity", "-c", str(self._config), "-Ow", "--output-mono", "-s", str(sr),
-                               "-EFreverb=0", "-EFchorus=0", "-k", "0", "-o", str(wav), str(midi)],
+            lambda midi, wav: [*self._prefix, "timidity", "-c", str(self._config), "-Ow", "--output-mono",
+                               "-s", str(sr), "-EFreverb=0", "-EFchorus=0", "-k", "0", "-o", str(wav), str(midi)],
             f"timidity on {self._config}", n)
 
 
