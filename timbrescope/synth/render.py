@@ -38,6 +38,8 @@ _SFIZZ_DEFAULT_CONTROLS = ((1, 0), (11, 127))  # (CC, value) the parts set (mate
 _SFIZZ_SETTLE_BLOCKS = 32  # silent blocks after that reset: two `default` builds differ in 1,351 of 17,000 clips
 # without them, in 104 with them (CORPUS.md, "Reproducibility")
 _RANDOM_OPCODE = re.compile(r"\b\w+_random=\S+")  # SFZ opcodes that vary each note at random
+_INCLUDE = re.compile(r'#include\s+"([^"]+)"')  # an SFZ preprocessor include
+_COMMENT = re.compile(r"/\*.*?\*/|(?:^|(?<=\s))//[^\n]*", re.DOTALL)  # SFZ comments: /* … */ and // to the line's end
 _SFIZZ_SAMPLE_QUALITY = 2  # 0 nearest, 1 linear, 2 polynomial, 3-10 sinc
 FESTIVAL_BEAT_SCALE = 0.837  # seconds Festival's singing mode plays per nominal second (tests/test_synth.py)
 
@@ -152,16 +154,31 @@ def _ram_based_sfz(sfz: Path, folder: Path) -> Path:
     opcode loads whole samples; the wrapper is a copy of the file's text in a mirror of its folder (links
     to each entry), so that sample paths resolve as before and the library itself is not touched.
 
-    The copy leaves out the opcodes that vary each note at random (``fil_random``, ``amp_random``, …, in the
-    file itself, not in what it includes): sfizz draws them from a generator nobody can seed, so a note
-    would depend on how many notes its process had played before (one library, ``versilian_pizz_strings``).
+    The copy, with the files it includes written into it, leaves out the opcodes that vary each note at random
+    (``fil_random``, ``amp_random``, ``offset_random``, …): sfizz draws them from a generator nobody can seed, so
+    a note would depend on how many notes its process had played before (two libraries:
+    ``versilian_pizz_strings``' ``fil_random``, and the Ixox flute's ``offset_random`` on legato notes, in a file
+    it includes).
     """
     for entry in sfz.parent.iterdir():
         (folder / entry.name).symlink_to(entry.resolve())
-    text = _RANDOM_OPCODE.sub("", sfz.read_text(errors="surrogateescape"))
+    text = _RANDOM_OPCODE.sub("", _with_includes(sfz, sfz.parent))
     wrapper = folder / ".timbrescope-ram-based.sfz"
     wrapper.write_text("<control> hint_ram_based=1\n" + text, errors="surrogateescape")
     return wrapper
+
+
+def _with_includes(sfz: Path, root: Path, depth: int = 0) -> str:
+    """The text of ``sfz`` with each ``#include "path"`` replaced by that file's text, recursively (paths are
+    relative to the instrument's folder ``root``, as sfizz reads them; a missing file is left for sfizz to report)."""
+    if depth > 16:
+        raise DataError(f"{sfz}: #include nested more than 16 deep")
+
+    def inline(match: re.Match) -> str:
+        included = root / match.group(1)
+        return _with_includes(included, root, depth + 1) if included.is_file() else match.group(0)
+
+    return _INCLUDE.sub(inline, _COMMENT.sub("", sfz.read_text(errors="surrogateescape")))
 
 
 class _SfizzBank:
