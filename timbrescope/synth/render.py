@@ -522,9 +522,9 @@ def sounding_intervals(y: np.ndarray, sr: int, floor_db: float = 30.0, gap: floa
 def _fixed_addresses() -> list[str]:
     """The command prefix that runs a program with address-space randomisation off (``setarch -R``), or
     none where ``setarch`` is missing or the system refuses it (some container sandboxes do)."""
-    prefix = ["setarch", platform.machine(), "-R"]
     if shutil.which("setarch") is None:
         return []
+    prefix = ["setarch", platform.machine(), "-R"]
     return prefix if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0 else []
 
 
