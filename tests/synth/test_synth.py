@@ -283,6 +283,20 @@ def test_timidity_renders_a_part_the_same_every_time():
     assert all(np.array_equal(r, renders[0]) for r in renders[1:])
 
 
+def test_timidity_runs_without_setarch_where_there_is_none_or_it_is_refused(monkeypatch):
+    import subprocess
+
+    from timbrescope.synth import render
+
+    monkeypatch.setattr(render.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
+    assert render._fixed_addresses() == []  # a sandbox refuses the personality change
+    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0))
+    assert render._fixed_addresses()[0] == "setarch" and render._fixed_addresses()[-1] == "-R"
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    assert render._fixed_addresses() == []
+
+
 def test_sfz_opcodes_that_vary_each_note_at_random_are_left_out(tmp_path):
     """sfizz's random generator cannot be seeded: with ``fil_random`` kept, the same note rendered twice by one
     engine differs. Without it, and with the rest of the file kept (cutoff, sample), it is the same."""
