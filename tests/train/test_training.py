@@ -120,8 +120,14 @@ def test_random_crop_cuts_inputs_and_frame_targets_to_the_same_stretch(corpus, t
     monkeypatch.setattr(loop, "random_crop", recording_crop)  # as the loop imported it
     train(corpus, tmp_path / "crop.ckpt", replace(CONFIG, epochs=1, crop_seconds=2.0))
     assert seen and set(seen) == {(100, 50)}  # 2 s of 20-ms input frames, 40-ms targets, in every batch
+    batches = len(seen)
+    seen.clear()
+    train(corpus, tmp_path / "whole.ckpt", replace(CONFIG, epochs=1, crop_seconds=2.0, whole_clip_share=1.0))
+    assert seen == [] and batches > 0  # every batch on whole clips
     with pytest.raises(ParameterError, match="training crop"):
         replace(CONFIG, crop_seconds=0)
+    with pytest.raises(ParameterError, match="whole-clip share"):
+        replace(CONFIG, whole_clip_share=1.5)
 
 
 def test_excluded_banks_leave_out_the_clips_they_play_in(corpus, tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
                 members = 1                    # networks trained (seeds seed, seed + 1, …) and averaged as one model
     [sampling]  solo_share, note_share         # shares of single-instrument / single-note draws per epoch
                 crop_seconds                   # train on random stretches of this length (log-mel models)
+                whole_clip_share               # share of batches on whole clips instead (short notes in a 5-s window)
     [augment]   mixture_probability            # share of draws mixed with another clip
                 release_probability            # share of single-note draws let go early (short notes)
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
@@ -53,6 +54,7 @@ class TrainConfig:
     mixture_probability: float = 0.3
     release_probability: float = 0.0  # share of single-note draws let go 0.1-1.5 s after onset (log-mel models)
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
+    whole_clip_share: float = 0.0  # share of batches trained on whole clips instead of stretches
     solo_share: float | None = None  # share of each epoch's draws that are single-instrument clips (None: as is)
     note_share: float | None = None  # share of the draws that are single notes (part of solo_share; None: as is)
     exclude_banks: tuple[str, ...] = ()  # rendered banks whose training clips are left out (held-out-bank studies)
@@ -75,6 +77,8 @@ class TrainConfig:
                                  f"{self.mixture_probability}, release {self.release_probability}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
+        if not 0 <= self.whole_clip_share <= 1:
+            raise ParameterError(f"the whole-clip share must lie in 0-1, got {self.whole_clip_share}")
         if self.members < 1:
             raise ParameterError(f"a model has at least one member network, got {self.members}")
         if not 0.05 <= self.clip_floor <= 0.95:
@@ -88,7 +92,8 @@ class TrainConfig:
 SECTIONS: dict[str, dict[str, str]] = {
     "data": {"spec": "", "extra_train": "extra_train", "exclude_banks": "exclude_banks", "limit": "limit"},
     "model": {"name": "model", "config": "model_config", "transfer_from": "transfer_from", "members": "members"},
-    "sampling": {"solo_share": "solo_share", "note_share": "note_share", "crop_seconds": "crop_seconds"},
+    "sampling": {"solo_share": "solo_share", "note_share": "note_share", "crop_seconds": "crop_seconds",
+                 "whole_clip_share": "whole_clip_share"},
     "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
