@@ -444,6 +444,7 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
+        # whole clips for a share of batches (drawn only when that share is above 0: recipes without it train as before)
         if crop and not (config.whole_clip_share and rng.random() < config.whole_clip_share):
             batch = random_crop(batch, *crop, rng)
         batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng,
