@@ -35,8 +35,8 @@ _SFIZZ_BLOCK = 512
 _FLUID_BLOCK = 64
 _FLUID_POLYPHONY = 256  # voices in one FluidSynth instance's pool
 _SFIZZ_DEFAULT_CONTROLS = ((1, 0), (11, 127))  # (CC, value) the parts set (material.expression_controls)
-_SFIZZ_SETTLE_BLOCKS = 32  # silent blocks after that reset: two `default` builds differ in 1,351 of 17,000 clips
-# without them, in 104 with them (CORPUS.md, "Reproducibility")
+_SFIZZ_SETTLE_BLOCKS = 32  # silent blocks after that reset: in session 32 two `default` builds differed in 1,351 of
+# 17,000 clips without them, in 104 with them (CORPUS.md, "Reproducibility"; tests/synth/test_synth.py)
 _RANDOM_OPCODE = re.compile(r"\b\w+_random=\S+")  # SFZ opcodes that vary each note at random
 _INCLUDE = re.compile(r'#include\s+"([^"]+)"')  # an SFZ preprocessor include
 _COMMENT = re.compile(r"/\*.*?\*/|(?:^|(?<=\s))//[^\n]*", re.DOTALL)  # SFZ comments: /* … */ and // to the line's end
