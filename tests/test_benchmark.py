@@ -104,13 +104,12 @@ def test_short_notes_script_cuts_each_note_after_its_onset(tmp_path):
     assert len(sf.read(tmp_path / "short" / "tiny.flac")[0]) == sr // 10
 
 
-def _ensemble_pairs():
-    """benchmarks/ensemble_pairs.py as a module (benchmarks/ is not a package)."""
+def _script(name: str):
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("ensemble_pairs", Path(__file__).parents[1] / "benchmarks" /
-                                                  "ensemble_pairs.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -120,7 +119,7 @@ def test_ensemble_sets_are_every_combination_or_a_seeded_draw():
     """benchmarks/ensemble_pairs.py: every set of a size while there are few, else SUBSETS distinct-member draws."""
     import numpy as np
 
-    module = _ensemble_pairs()
+    module = _script("ensemble_pairs")
     names = [f"run{i}" for i in range(12)]
     assert module.subsets(names[:4], 2, np.random.default_rng(0)) == [
         ("run0", "run1"), ("run0", "run2"), ("run0", "run3"), ("run1", "run2"), ("run1", "run3"), ("run2", "run3")]
@@ -133,8 +132,59 @@ def test_ensemble_sets_are_every_combination_or_a_seeded_draw():
 def test_ensemble_models_keep_apart_when_their_file_stems_are_the_same():
     """benchmarks/ensemble_pairs.py names a model by its stem, by its path where stems collide (two runs' member1),
     and refuses a model given twice."""
-    module = _ensemble_pairs()
+    module = _script("ensemble_pairs")
     assert module.names_of(["a/member1.onnx", "b/member1.onnx", "b/run70.onnx"]) == [
         "a/member1.onnx", "b/member1.onnx", "run70"]
     with pytest.raises(SystemExit, match="named twice"):
         module.names_of(["a/member1.onnx", "a/member1.onnx"])
+
+
+def test_gpu_search_packs_trains_and_finishes_a_run_like_train(tiny_corpus, tmp_path):
+    """benchmarks/gpu_search.py on the CPU: the packed features come back within 8-bit rounding, chunks keep their
+    size limit, a run trains the packed recipe with its override, and ``finish`` writes a model file that identifies."""
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from timbrescope.inference import Recognizer
+    from conftest import TINY_RECIPE
+
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_search.py"
+    folder = tmp_path / "pack"
+
+    def run(*args):
+        done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    run("pack", "--recipe", str(TINY_RECIPE), "--set", f"data.spec={tiny_corpus}", "--out", str(folder),
+        "--chunk-mb", "0.02")
+    chunks = sorted(folder.glob("chunk-*/inputs.xz"))
+    assert len(chunks) >= 2 and all(path.stat().st_size <= 20_000 for path in chunks)
+    log = run("train", str(folder), str(tmp_path / "out"), "--seconds", "300", "--threads", "1",
+              "small:3:model.config={widths=[8,16,16,24]};schedule.epochs=2")
+    assert "small (exit 0)" in log
+    with tarfile.open(tmp_path / "out" / "runs.tar") as tar:
+        assert sorted(tar.getnames()) == ["small.log.jsonl", "small.pt"]
+        tar.extractall(tmp_path / "runs")
+    trained = torch.load(tmp_path / "runs" / "small.pt", weights_only=False)
+    assert trained["complete"] and trained["config"]["seed"] == 3 and len(trained["history"]) == 2
+    assert trained["state"]["stem.0.weight"].shape[0] == 8  # the override reached the network
+
+    meta, _, valid = _script("gpu_search")._load(folder)
+    exact = torch.load(folder / "exact-valid.pt", weights_only=False)
+    span = torch.from_numpy(meta["high"] - meta["low"])[-len(exact.clips):, None, None]
+    error = (valid.inputs.float() - exact.inputs.float()).abs()
+    assert torch.all(error <= span / 510 + 0.02)  # rounding to 8 bits, then to float16
+    assert torch.equal(valid.frames, exact.frames) and torch.equal(valid.clips, exact.clips)
+
+    run("finish", str(folder), str(tmp_path / "runs" / "small.pt"), str(tmp_path / "small.ckpt"))
+    recognizer = Recognizer(tmp_path / "small.onnx")
+    assert recognizer.labels == meta["labels"]
+    assert set(recognizer.thresholds) == set(meta["labels"])
+    assert all(0 < value < 1 for value in recognizer.thresholds.values())
+

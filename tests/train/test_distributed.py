@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from timbrescope.inference import Recognizer
-from timbrescope.train.distributed import Ranks, shard
+from timbrescope.train.distributed import Ranks, join, shard
 
 from conftest import TINY_RECIPE
 
@@ -60,6 +60,14 @@ def test_ranks_share_the_epoch_and_ddp_keeps_their_weights_equal(tmp_path):
 def test_one_process_trains_on_the_whole_epoch_as_before():
     order = np.arange(5)
     assert shard(order, Ranks()) is order and not torch.distributed.is_initialized()
+
+
+def test_one_process_trains_on_the_gpu_when_there_is_one(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert join() == Ranks(0, 1, "cuda") and not torch.distributed.is_initialized()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert join() == Ranks(0, 1, "cpu")
 
 
 def test_torchrun_trains_two_epochs_into_a_normal_checkpoint(corpus, tmp_path, example):

@@ -1,7 +1,7 @@
 """Training under ``torchrun``: one process per rank, DistributedDataParallel, gloo on CPUs, NCCL on GPUs.
 
 ``join()`` reads torchrun's environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``); without it (one
-process) every helper here is the identity, so ``train`` runs as before. Under torchrun every rank
+process, on the GPU when there is one) every other helper here is the identity, so ``train`` runs as before. Under torchrun every rank
 computes the features, rank 0 draws each epoch's order and every rank trains on its share of it
 (``shard``); rank 0 alone validates, decides when to stop (``agree``), and writes logs, resume states
 and the checkpoint.
@@ -34,11 +34,12 @@ class Ranks:
 
 
 def join() -> Ranks:
-    """Join torchrun's process group (NCCL and this rank's GPU when CUDA is there, else gloo on the CPU)."""
+    """Join torchrun's process group (NCCL and this rank's GPU when CUDA is there, else gloo on the CPU); one
+    process alone trains on the GPU when there is one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Ranks()
     cuda = torch.cuda.is_available()
+    if world == 1:
+        return Ranks(device="cuda" if cuda else "cpu")
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu"
     if cuda:
         torch.cuda.set_device(device)

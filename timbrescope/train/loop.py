@@ -86,24 +86,14 @@ def _train_one(data: str | Path | Dataset, out: Path, config: TrainConfig,
     state_path, log_path = Path(f"{out}.state"), Path(f"{out}.log.jsonl")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed if ranks.world == 1 else [config.seed, ranks.rank])
-    train_examples = dataset.sample("train", config.limit, config.seed) + extra_train_examples(config)
-    train_examples = without_banks(train_examples, config.exclude_banks)
-    train_examples = clip_examples(train_examples, CLIP_SECONDS)
-    labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
-    if not labels:
-        raise DataError(f"{dataset.name}: the train split has no labelled example")
-    model = create_model(config.model, labels=labels, **_model_config(config, dataset, train_examples))
-    if config.transfer_from:
-        _transfer(model, config.transfer_from)
     skipped = SkipLog()
-    train_feats = _features(model, train_examples, skipped, feature_cache,
-                            lambda d, t: progress and progress("features", d, t))
-    valid_feats = _validation_features(model, dataset, config, skipped, feature_cache)
+    model, train_feats, valid_feats = training_features(dataset, config, skipped, feature_cache,
+                                                        lambda d, t: progress and progress("features", d, t))
     if model.fitted_once:
         history, best = _fit_classical(model, train_feats, valid_feats, config)
     else:
-        history, best = _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels,
-                                     progress, ranks)
+        history, best = fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, model.labels,
+                                    progress, ranks)
     if not ranks.main:  # rank 0 tunes the thresholds and writes the checkpoint
         return {"rank": ranks.rank}
     model.to("cpu").load_state_dict(best["state"])
@@ -119,6 +109,24 @@ def _train_one(data: str | Path | Dataset, out: Path, config: TrainConfig,
     save_checkpoint(out, model, config.model, clip_thresholds.tolist(), frame_thresholds.tolist(), summary, rule)
     state_path.unlink(missing_ok=True)
     return summary
+
+
+def training_features(dataset: Dataset, config: TrainConfig, skipped: SkipLog, feature_cache: dict | None = None,
+                      progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[nn.Module, Batch, Batch]:
+    """The untrained model of ``config`` (weights drawn from torch's generator as it stands) for the labels of
+    ``dataset``'s train split and ``config.extra_train``, and its train and validation features with their targets:
+    all that the epochs draw from. Files that cannot be decoded are recorded in ``skipped``."""
+    train_examples = dataset.sample("train", config.limit, config.seed) + extra_train_examples(config)
+    train_examples = without_banks(train_examples, config.exclude_banks)
+    train_examples = clip_examples(train_examples, CLIP_SECONDS)
+    labels = sorted({label for ex in train_examples for label in (*ex.labels, *(ex.known or ()))})
+    if not labels:
+        raise DataError(f"{dataset.name}: the train split has no labelled example")
+    model = create_model(config.model, labels=labels, **_model_config(config, dataset, train_examples))
+    if config.transfer_from:
+        _transfer(model, config.transfer_from)
+    train_feats = _features(model, train_examples, skipped, feature_cache, progress)
+    return model, train_feats, _validation_features(model, dataset, config, skipped, feature_cache)
 
 
 def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, ranks: Ranks) -> dict:
@@ -259,7 +267,7 @@ def _transfer(model: nn.Module, checkpoint: str) -> None:
         parameter.requires_grad = name.split(".")[0] in model.head_names
 
 
-def _fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels, progress,
+def fit_network(model, train_feats, valid_feats, config, rng, state_path, log_path, labels, progress,
                  ranks: Ranks = Ranks()):
     """Epochs of AdamW with a one-cycle schedule; resumable; returns (history, best). 2-D convolution
     weights are kept channels-last, which oneDNN runs faster on the CPU (a training step of timbrenet
