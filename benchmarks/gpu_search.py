@@ -12,8 +12,8 @@ front-end's log-mel of every train and validation clip, with their targets), qua
 with xz and cuts the stream into folders ``DIR/chunk-1/`` … of at most ``--chunk-mb`` MB, one per call of the device
 tool (64 MiB with the working tree); ``DIR/meta/`` holds the recipe, labels, model configuration and targets, and
 ``DIR/exact-valid.pt`` the unquantised validation features for ``finish``. With DIR ignored by git, each call carries
-one chunk and copies it out of the working tree (``cp -r DIR/chunk-N /tmp/search/``); the last carries DIR/meta and
-this script's run there: ``train /tmp/search $OUT …``.
+one chunk and copies it to a folder outside the working tree (``cp -r DIR/chunk-N SEARCH/``); the last carries
+DIR/meta and runs ``train SEARCH $OUT …`` there.
 
 ``train`` gathers the chunks (``DIR/**/inputs.xz``) and trains one process per run spec through
 ``loop.fit_network`` (the epochs of ``timbrescope train``) on the GPU: NAME, the seed, and ``--set`` overrides of the
