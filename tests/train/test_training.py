@@ -270,6 +270,9 @@ def test_training_tunes_frame_thresholds_that_draw_the_timeline(checkpoint, exam
     floored_payload = torch.load(floored, weights_only=True)
     assert floored_payload["decision"]["clip_floor"] == 0.6 and payload["decision"]["clip_floor"] == 0.05
     assert min(floored_payload["thresholds"]) >= 0.6 - 1e-6 and Recognizer(floored).rule.clip_floor == 0.6
+    floored_training = floored_payload["training"]  # the summary records the rule the thresholds follow
+    assert floored_training["config"]["clip_floor"] == floored_training["recipe"]["decision"]["clip_floor"] == 0.6
+    assert payload["training"]["config"]["clip_floor"] == 0.05 and retuned["training"] == payload["training"]
 
     del retuned["frame_thresholds"]
     torch.save(retuned, out)

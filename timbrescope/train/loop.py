@@ -20,6 +20,7 @@ files, side by side (removed when the averaged model is written).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import multiprocessing
@@ -214,7 +215,8 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
                       clip_floor: float | None = None) -> dict:
     """Tune a trained model's clip and frame thresholds again on ``data``'s validation split (as
     ``train`` does at its end; clip thresholds from ``clip_floor`` up, default: the checkpoint's rule's)
-    and write the checkpoint, weights unchanged, to ``out`` (default: in place, atomically). Returns
+    and write the checkpoint, weights unchanged, to ``out`` (default: in place, atomically); a new floor is also
+    written into the training summary's config and recipe, as a run with that floor would have written it. Returns
     ``{"validation_clips", "skipped_files", "thresholds", "frame_thresholds"}``."""
     model, meta = load_checkpoint(Path(checkpoint))
     out = Path(out) if out is not None else Path(checkpoint)
@@ -229,8 +231,13 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
         raise DataError(f"{dataset.name}: no validation clip could be decoded")
     previous = (np.asarray(meta["thresholds"]), np.asarray(meta.get("frame_thresholds", meta["thresholds"])))
     clip_thresholds, frame_thresholds = tune_thresholds(model, feats, config, rule, previous)
-    save_checkpoint(out, model, meta["model"], clip_thresholds.tolist(), frame_thresholds.tolist(), meta["training"],
-                    rule)
+    training = meta["training"]
+    if clip_floor is not None:  # the summary's recipe records the rule the thresholds now follow
+        training = copy.deepcopy(training)
+        for section in (training.get("config"), (training.get("recipe") or {}).get("decision")):
+            if isinstance(section, dict) and "clip_floor" in section:
+                section["clip_floor"] = clip_floor
+    save_checkpoint(out, model, meta["model"], clip_thresholds.tolist(), frame_thresholds.tolist(), training, rule)
     return {"validation_clips": len(feats.clips), "skipped_files": len(skipped),
             "thresholds": clip_thresholds.tolist(), "frame_thresholds": frame_thresholds.tolist()}
 
