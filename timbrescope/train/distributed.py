@@ -1,10 +1,10 @@
 """Training under ``torchrun``: one process per rank, DistributedDataParallel, gloo on CPUs, NCCL on GPUs.
 
 ``join()`` reads torchrun's environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``); without it (one
-process, on the GPU when there is one) every other helper here is the identity, so ``train`` runs as before. Under torchrun every rank
-computes the features, rank 0 draws each epoch's order and every rank trains on its share of it
-(``shard``); rank 0 alone validates, decides when to stop (``agree``), and writes logs, resume states
-and the checkpoint.
+process, on the GPU when there is one) every other helper here is the identity, so ``train`` runs as
+before. Under torchrun every rank computes the features, rank 0 draws each epoch's order and every rank
+trains on its share of it (``shard``); rank 0 alone validates, decides when to stop (``agree``), and
+writes logs, resume states and the checkpoint.
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ def _train_one(data: str | Path | Dataset, out: Path, config: TrainConfig,
 
 
 def training_features(dataset: Dataset, config: TrainConfig, skipped: SkipLog, feature_cache: dict | None = None,
-                      progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[nn.Module, Batch, Batch]:
+                      progress: Callable[[int, int], None] = lambda done, total: None
+                      ) -> tuple[nn.Module, Batch, Batch]:
     """The untrained model of ``config`` (weights drawn from torch's generator as it stands) for the labels of
     ``dataset``'s train split and ``config.extra_train``, and its train and validation features with their targets:
     all that the epochs draw from. Files that cannot be decoded are recorded in ``skipped``."""
