@@ -10,7 +10,8 @@ Usage:
 front-end's log-mel of every train and validation clip, with their targets), quantises each clip's log-mel to 8 bits
 (largest error 1/510 of the clip's range: 0.04 in natural-log units, 0.17 dB, on the default corpora), compresses it
 with xz and cuts the stream into folders ``DIR/chunk-1/`` … of at most ``--chunk-mb`` MB, one per call of the device
-tool (64 MiB with the working tree); ``DIR/meta/`` holds the recipe, labels, model configuration and targets, and
+tool (64 MiB a call with the working tree, 9.4 MB in session 34; carry small extras such as wheels with the last
+chunk); ``DIR/meta/`` holds the recipe, labels, model configuration and targets, and
 ``DIR/exact-valid.pt`` the unquantised validation features for ``finish``. With DIR ignored by git, each call carries
 one chunk and copies it to a folder outside the working tree (``cp -r DIR/chunk-N SEARCH/``); the last carries
 DIR/meta and runs ``train SEARCH $OUT …`` there.
