@@ -51,6 +51,7 @@ from timbrescope.train.distributed import Ranks
 from timbrescope.train.recipe import TrainConfig, resolve_recipe
 from timbrescope.train.sampling import Batch
 
+
 def pack(recipe: str, out: Path, chunk_mb: float, overrides: list[str] = ()) -> None:
     resolved = resolve_recipe(recipe, overrides)
     config = resolved.config
@@ -108,31 +109,39 @@ def _load(folder: Path) -> tuple[dict, Batch, Batch]:
     return meta, batch(x[:n], meta["train"]), batch(x[n:], meta["valid"])
 
 
+def _network(meta: dict, config: TrainConfig) -> torch.nn.Module:
+    """The packed model's network with ``config``'s model settings over the packed ones."""
+    model_config = {k: v for k, v in meta["model_config"].items() if k != "labels"} | config.model_config
+    return create_model(config.model, labels=meta["labels"], **model_config)
+
+
+def _save_run(path: Path, best: dict, history: list, config: dict, complete: bool) -> None:
+    """A run's record: its best epoch's weights, validation mAP and epoch, history and configuration."""
+    torch.save({"state": best["state"], "best_epoch": best["epoch"] + 1, "map": best["map"], "history": history,
+                "config": config, "complete": complete}, path)
+
+
 def _run(folder: Path, name: str, seed: int, overrides: list[str], threads: int) -> None:
     """One run spec: the packed recipe with ``overrides``, trained on the GPU (CPU without one)."""
     torch.set_num_threads(threads)
     meta, train, valid = _load(folder)
     config = resolve_recipe(meta["recipe"], [f"seed={seed}", *overrides]).config
     torch.manual_seed(config.seed)  # as `train`: the weights are drawn after seeding
-    model_config = {k: v for k, v in meta["model_config"].items() if k != "labels"} | config.model_config
-    model = create_model(config.model, labels=meta["labels"], **model_config)
+    model = _network(meta, config)
     started = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     runs = folder / "runs"
     history, best = loop.fit_network(model, train, valid, config, np.random.default_rng(config.seed),
                                      runs / f"{name}.state", runs / f"{name}.log.jsonl", model.labels, None,
                                      Ranks(device=device))
-    torch.save({"state": best["state"], "best_epoch": best["epoch"] + 1, "map": best["map"], "history": history,
-                "config": asdict(config), "complete": True}, runs / f"{name}.pt")
+    _save_run(runs / f"{name}.pt", best, history, asdict(config), complete=True)
     print(f"{name}: validation mAP {best['map']:.4f} at epoch {best['epoch'] + 1}, {time.time() - started:.0f} s")
 
 
 def _salvage(runs: Path, name: str) -> None:
     """The best epoch so far of a run stopped by the time limit, marked incomplete."""
     state = torch.load(runs / f"{name}.state", map_location="cpu", weights_only=False)
-    torch.save({"state": state["best"]["state"], "best_epoch": state["best"]["epoch"] + 1,
-                "map": state["best"]["map"], "history": state["history"], "config": state["config"],
-                "complete": False}, runs / f"{name}.pt")
+    _save_run(runs / f"{name}.pt", state["best"], state["history"], state["config"], complete=False)
 
 
 def train(folder: Path, out: Path, seconds: float, specs: list[str], threads: int) -> None:
@@ -169,8 +178,7 @@ def train(folder: Path, out: Path, seconds: float, specs: list[str], threads: in
 def finish(folder: Path, run_path: Path, out: Path) -> None:
     meta, run = _meta(folder), torch.load(run_path, weights_only=False)
     config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["config"].items()})
-    model_config = {k: v for k, v in meta["model_config"].items() if k != "labels"} | config.model_config
-    model = create_model(config.model, labels=meta["labels"], **model_config)
+    model = _network(meta, config)
     model.load_state_dict(run["state"])
     rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
     clip, frame = loop.tune_thresholds(model, torch.load(folder / "exact-valid.pt", weights_only=False), config, rule)
