@@ -128,6 +128,23 @@ def test_timbrenet_separable_context_is_lighter_and_fuses():
         create_model("timbrenet", labels=LABELS, temporal="lstm")
 
 
+def test_timbrenet_top_blocks_see_the_whole_spectrum_and_fuse():
+    plain = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64))
+    deep = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), top_blocks=2)
+    count = lambda m: sum(p.numel() for p in m.blocks.parameters())
+    per_block = 64 * 9 + 2 * 64 + 64 * 64 + 2 * 64  # depthwise 3x3, norm, pointwise, norm
+    assert count(deep) - count(plain) == 2 * per_block and deep.config["top_blocks"] == 2
+    with torch.no_grad():
+        deep(torch.randn(4, deep.sample_rate) * 0.1)  # move the running statistics away from their defaults
+    deep.eval()
+    waveform = torch.randn(1, deep.sample_rate) * 0.1
+    with torch.no_grad():
+        before = deep(waveform)["frame_logits"]
+        torch.testing.assert_close(fuse_batchnorm(deep)(waveform)["frame_logits"], before, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ModelError, match="top_blocks must be 0 or more"):
+        create_model("timbrenet", labels=LABELS, top_blocks=-1)
+
+
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ModelError, match="unknown model 'resnet9000'; known models: adaboost, knn"):
         create_model("resnet9000", labels=LABELS)

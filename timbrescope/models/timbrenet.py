@@ -5,7 +5,8 @@ Designed for real-audio robustness and CPU speed together:
 - per-recording normalisation of each mel band (mean and spread over time), which removes the
   fixed EQ, microphone colouration and level that separate rendered from recorded audio;
 - one full 3x3 convolution, then depthwise-separable blocks; strides (no pooling layers) take
-  frequency 64 -> 4 and time 2x (40 ms frames);
+  frequency 64 -> 4 and time 2x (40 ms frames); optional residual blocks at that last resolution
+  (``top_blocks``) see the whole spectrum at once;
 - a dilated temporal convolution for context, a per-frame classifier, and attention pooling of the
   frame logits into clip logits (so the clip score is a weighted average of frame evidence).
 """
@@ -28,6 +29,20 @@ def _separable(cin: int, cout: int) -> nn.Sequential:
         nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+class _Residual(nn.Module):
+    """A stride-1 separable block added to its input: ``[batch, channels, freq, time]`` -> the same shape.
+    At the last resolution (4 frequency rows) its 3x3 reaches every row: the whole spectrum in one view."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
 @register_model("timbrenet")
 class TimbreNet(RecognitionModel):
     """waveform ``[batch, samples]`` -> frame logits ``[batch, frames, labels]`` (one frame per
@@ -40,21 +55,25 @@ class TimbreNet(RecognitionModel):
     training_defaults = {"solo_share": 0.5, "note_share": 0.35}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
-                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full"):
+                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", top_blocks: int = 0):
         super().__init__()
         if normalisation not in ("global", "band"):
             raise ValueError(f"normalisation must be 'global' or 'band', got {normalisation!r}")
         if temporal not in ("full", "separable"):
             raise ValueError(f"temporal must be 'full' or 'separable', got {temporal!r}")
+        if top_blocks < 0:
+            raise ValueError(f"top_blocks must be 0 or more, got {top_blocks}")
         self.labels = list(labels)
         self.normalisation = normalisation
         self.frontend = LogMel(FrontendConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": self.frontend.config.to_dict(), "widths": list(widths),
-                       "dropout": dropout, "normalisation": normalisation, "temporal": temporal}
+                       "dropout": dropout, "normalisation": normalisation, "temporal": temporal,
+                       "top_blocks": top_blocks}
         w = list(widths)
         self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
-        self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])))
+        self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])),
+                                    *(_Residual(w[-1]) for _ in range(top_blocks)))
         context = ([nn.Conv1d(2 * w[-1], w[-1], 3, padding=2, dilation=2, bias=False)] if temporal == "full" else
                    [nn.Conv1d(2 * w[-1], 2 * w[-1], 3, padding=2, dilation=2, groups=2 * w[-1], bias=False),
                     nn.Conv1d(2 * w[-1], w[-1], 1, bias=False)])
