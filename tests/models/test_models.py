@@ -92,10 +92,10 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
         torch.testing.assert_close(loaded(waveform)["clip_logits"], model(waveform)["clip_logits"])
 
 
-@pytest.mark.parametrize("name", NETWORKS)
-def test_batchnorm_fusion_keeps_outputs(name):
+@pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1})])
+def test_batchnorm_fusion_keeps_outputs(name, config):
     torch.manual_seed(1)
-    model = create_model(name, labels=LABELS)
+    model = create_model(name, labels=LABELS, **config)
     model.train()
     with torch.no_grad():
         model(torch.randn(4, model.sample_rate) * 0.1)  # move the running statistics away from their defaults
@@ -128,19 +128,15 @@ def test_timbrenet_separable_context_is_lighter_and_fuses():
         create_model("timbrenet", labels=LABELS, temporal="lstm")
 
 
-def test_timbrenet_top_blocks_see_the_whole_spectrum_and_fuse():
-    plain = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64))
-    deep = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), top_blocks=2)
+def test_timbrenet_top_blocks_keep_the_shapes_and_add_their_weights():
+    plain = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64)).eval()
+    deep = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), top_blocks=2).eval()
     count = lambda m: sum(p.numel() for p in m.blocks.parameters())
     per_block = 64 * 9 + 2 * 64 + 64 * 64 + 2 * 64  # depthwise 3x3, norm, pointwise, norm
     assert count(deep) - count(plain) == 2 * per_block and deep.config["top_blocks"] == 2
-    with torch.no_grad():
-        deep(torch.randn(4, deep.sample_rate) * 0.1)  # move the running statistics away from their defaults
-    deep.eval()
     waveform = torch.randn(1, deep.sample_rate) * 0.1
     with torch.no_grad():
-        before = deep(waveform)["frame_logits"]
-        torch.testing.assert_close(fuse_batchnorm(deep)(waveform)["frame_logits"], before, rtol=1e-4, atol=1e-4)
+        assert deep(waveform)["frame_logits"].shape == plain(waveform)["frame_logits"].shape
     with pytest.raises(ModelError, match="top_blocks must be 0 or more"):
         create_model("timbrenet", labels=LABELS, top_blocks=-1)
 
