@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from machine import describe
+
 TARGET_SR = 16_000
 SOURCE_SR = 44_100
 
@@ -93,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         paths = write_test_files(Path(tmp), args.minutes)
         print(f"audio I/O: {args.minutes} min, {SOURCE_SR} Hz stereo -> {TARGET_SR} Hz mono; "
-              f"{platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+              f"{describe()}, Python {platform.python_version()}\n")
         print("| file | mode | wall s | x real time | peak RSS MB |")
         print("|---|---|---|---|---|")
         for name, path in paths.items():

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe
+
 _WRITE = """
 import sys, numpy as np, soundfile as sf
 path, seconds = sys.argv[1], float(sys.argv[2])
@@ -64,7 +66,7 @@ def main() -> None:
             recognizer.identify(clip)
         warm = (time.perf_counter() - started) / 5
     duration = rows[0]["duration"]
-    print(f"identify speed: {args.minutes:g} min 44.1 kHz stereo WAV, model {rows[0]['model']}\n")
+    print(f"identify speed: {args.minutes:g} min 44.1 kHz stereo WAV, model {rows[0]['model']}; {describe()}\n")
     print("| measurement | value |\n|---|---|")
     print(f"| {args.minutes:g}-min file through the CLI | {seconds:.1f} s = **{duration / seconds:,.0f}x real time** |")
     print(f"| peak RSS of the CLI process | **{peak_mb:.0f} MB** |")

@@ -15,6 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from machine import describe
+
 from timbrescope.synth.corpus import BANK_CACHE, ClipJob, Settings, bank_coverage, render_clip, resolve_preset
 from timbrescope.synth.render import Renderer
 
@@ -33,7 +35,7 @@ def main() -> None:
         coverage, _ = bank_coverage(banks, renderer)
         setup = time.perf_counter() - started
         print(f"synth speed, one core: {args.clips} clips of 5 s from the default preset's train banks "
-              f"({len(banks)} banks{', with SFZ' if args.sfz else ''})\n")
+              f"({len(banks)} banks{', with SFZ' if args.sfz else ''}); {describe()}\n")
         print(f"set-up (load every bank, probe every program): {setup:.1f} s, once per worker\n")
         print("| effects | audio s | CPU-wall s | x real time per core |\n|---|---|---|---|")
         for effects in (False, True):

@@ -188,3 +188,36 @@ def test_gpu_search_packs_trains_and_finishes_a_run_like_train(tiny_corpus, tmp_
     assert set(recognizer.thresholds) == set(meta["labels"])
     assert all(0 < value < 1 for value in recognizer.thresholds.values())
 
+
+
+def test_machine_names_the_cpu_its_cores_and_its_widest_vector_unit():
+    """benchmarks/machine.py: a speed figure's first line names the CPU, its cores and AVX-512 / AVX2 / neither,
+    from /proc/cpuinfo's first processor."""
+    module = _script("machine")
+    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2\n\nprocessor\t: 1\nmodel name\t: other\n"
+    assert module.describe(cpuinfo, cores=2) == "AMD EPYC, 2 cores, AVX2"
+    assert module.describe(cpuinfo.replace("avx2", "avx2 avx512f avx512bw"), cores=2) == "AMD EPYC, 2 cores, AVX-512"
+    assert module.describe("model name : Old\nflags : fpu sse2\n", cores=4) == "Old, 4 cores, no AVX2"
+    assert module.describe(cores=2).split(", ")[1] == "2 cores"  # this machine's, whatever it is
+
+
+def test_train_step_times_each_configuration_in_every_process():
+    """benchmarks/train_step.py: one Markdown row per configuration, a median step per process, and the epoch's
+    seconds as the recipe's steps of that batch times their mean."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "train_step.py"
+    done = subprocess.run([sys.executable, str(script), "--config", '{"widths": [8, 8, 8, 8]}', "--config",
+                           '{"widths": [8, 8, 8, 8], "top_blocks": 1}', "--processes", "2", "--steps", "2",
+                           "--batch", "100"], capture_output=True, text=True, timeout=300, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("training step of timbrenet, batch 100 of 3 s, 2 process(es) at once")
+    assert "epoch of 250 steps" in lines[2]
+    rows = [line.split(" | ") for line in lines if line.startswith("| `{")]
+    assert [row[0] for row in rows] == ['| `{"widths": [8, 8, 8, 8]}`', '| `{"widths": [8, 8, 8, 8], "top_blocks": 1}`']
+    for row in rows:
+        seconds = [float(s) for s in row[1].split(" / ")]
+        assert len(seconds) == 2 and all(s > 0 for s in seconds)
+        assert abs(float(row[2].rstrip(" |")) - 250 * sum(seconds) / 2) <= 0.5 + 250 * 0.0005  # both rounded
