@@ -1,7 +1,7 @@
 """The machine a benchmark ran on, for its report's first line: CPU model, cores and widest vector unit.
 
-The same 2 cores differ by 2-4x in PyTorch and ONNX Runtime convolutions between a CPU with AVX-512 and
-one with AVX2 only (docs/BENCHMARKS.md, session 37), so a speed figure means little without its CPU.
+Two machines of this project, both of 2 cores, ran a training step 2.8x apart and `identify` 2.3-2.7x apart (the
+slower an AMD EPYC with AVX2 only; docs/BENCHMARKS.md, session 37), so a speed figure means little without its CPU.
 """
 
 from __future__ import annotations
