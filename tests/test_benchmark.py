@@ -194,7 +194,8 @@ def test_machine_names_the_cpu_its_cores_and_its_widest_vector_unit():
     """benchmarks/machine.py: a speed figure's first line names the CPU, its cores and AVX-512 / AVX2 / neither,
     from /proc/cpuinfo's first processor."""
     module = _script("machine")
-    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2\n\nprocessor\t: 1\nmodel name\t: other\n"
+    cpuinfo = ("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2\n\n"
+               "processor\t: 1\nmodel name\t: other\n")
     assert module.describe(cpuinfo, cores=2) == "AMD EPYC, 2 cores, AVX2"
     assert module.describe(cpuinfo.replace("avx2", "avx2 avx512f avx512bw"), cores=2) == "AMD EPYC, 2 cores, AVX-512"
     assert module.describe("model name : Old\nflags : fpu sse2\n", cores=4) == "Old, 4 cores, no AVX2"
@@ -221,3 +222,44 @@ def test_train_step_times_each_configuration_in_every_process():
         seconds = [float(s) for s in row[1].split(" / ")]
         assert len(seconds) == 2 and all(s > 0 for s in seconds)
         assert abs(float(row[2].rstrip(" |")) - 250 * sum(seconds) / 2) <= 0.5 + 250 * 0.0005  # both rounded
+
+
+def test_quantise_temporal_puts_only_the_temporal_convolution_in_8_bits(checkpoint, tiny_corpus, tmp_path):
+    """benchmarks/quantise_temporal.py: the temporal Conv reads int8 weights through DequantizeLinear, every other
+    Conv keeps float weights, the metadata is the model's plus ``quantised``, and the scores stay close."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    from timbrescope.data.specs import open_dataset
+    from timbrescope.features.logmel import FrontendConfig
+    from timbrescope.inference import Recognizer
+    from timbrescope.models.checkpoint import export_checkpoint
+
+    module = _script("quantise_temporal")
+    source, out = tmp_path / "tiny.onnx", tmp_path / "tiny-q.onnx"
+    export_checkpoint(checkpoint, source)
+    original = onnx.load(source)
+    assert len(module.temporal_nodes(original)) == 1
+    frontend = FrontendConfig(**module.metadata(original)["config"]["frontend"])
+    features = module.calibration_features(str(tiny_corpus), 16, frontend)
+    clips = min(16, len(open_dataset(str(tiny_corpus)).split("validation")))
+    assert features.shape == (clips, 64, 251)  # 5-s windows of 64 mel bands at a 20-ms hop
+    module.quantise(source, features, out)
+
+    quantised = onnx.load(out)
+    made_by = {output: node for node in quantised.graph.node for output in node.output}
+    int8 = {init.name for init in quantised.graph.initializer if init.data_type == onnx.TensorProto.INT8}
+    dequantised = [node for node in quantised.graph.node if node.op_type == "Conv"
+                   and made_by.get(node.input[1]) is not None and made_by[node.input[1]].op_type == "DequantizeLinear"]
+    assert len(dequantised) == 1 and made_by[dequantised[0].input[1]].input[0] in int8
+    assert "temporal" in made_by[dequantised[0].input[1]].input[0]
+    assert sum(node.op_type == "Conv" for node in quantised.graph.node) == sum(
+        node.op_type == "Conv" for node in original.graph.node)
+    assert module.metadata(quantised) == {**module.metadata(original), "quantised": "temporal"}
+
+    runs = [onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            .run(None, {"log_mel": features})[0] for path in (source, out)]
+    difference = np.abs(runs[0] - runs[1])
+    assert 0 < difference.max() < 0.05
+    assert Recognizer(out).labels == Recognizer(source).labels
