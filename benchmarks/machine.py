@@ -1,6 +1,6 @@
 """The machine a benchmark ran on, for its report's first line: CPU model, cores and widest vector unit.
 
-Two machines of this project, both of 2 cores, ran a training step 2.8x apart and `identify` 2.3-2.7x apart (the
+Two machines of this project, both of 2 cores, ran a training step 2.3-2.8x apart and `identify` 1.8-2.7x apart (the
 slower an AMD EPYC with AVX2 only; docs/BENCHMARKS.md, session 37), so a speed figure means little without its CPU.
 """
 

@@ -7,7 +7,7 @@ then times forward, backward and an AdamW step of ``forward_features``. The batc
 3-s crops, ``[batch, 64 mels, 151 frames]``, with the clip loss and half the frame loss. A process's figure is the
 median step after its first five. Configurations run one after another, each in ``--processes`` processes at once.
 An epoch of the default recipe is 25,000 clips, 391 steps of 64, plus data loading and validation. Prints
-Markdown for docs/BENCHMARKS.md, its first line naming the machine (two CPUs differed 2.8x a step; session 37).
+Markdown for docs/BENCHMARKS.md, its first line naming the machine (two CPUs differed 2.3-2.8x a step; session 37).
 """
 
 from __future__ import annotations
