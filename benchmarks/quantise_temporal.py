@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/quantise_temporal.py --data out/corpus-default --out Q.onnx [--model M.onnx] [--clips 128]
 ONNX Runtime's static quantisation (QDQ: weights int8 per output channel, activations uint8) is calibrated on the
-log-mel of the first ``--clips`` 5-s clips of the corpus's validation split. That audio is rendered and is never
+log-mel of the first ``--clips`` clips of the corpus's validation split, cut to the model's analysis window. That audio is rendered and is never
 realdev. Only the Conv nodes whose weight belongs to a ``temporal`` layer are quantised. In v0.10.0 those are the
 two members' 512 -> 256 channel, 3-tap layers, 58 % of the network's time on an AVX2 CPU. The file keeps the
 model's metadata (labels, thresholds, decision rule), adds ``"quantised": "temporal"`` to it, and is used as any
@@ -33,15 +33,14 @@ from timbrescope.fileio import atomic_write
 from timbrescope.inference import BATCH_WINDOWS, default_onnx_path
 from timbrescope.models.onnx_export import METADATA_KEY
 
-WINDOW_SECONDS = 5.0  # the shipped decision rule's analysis window
 
-
-def calibration_features(data: str, clips: int, frontend: FrontendConfig) -> np.ndarray:
-    """Log-mel ``[clips, n_mels, frames]`` of the first ``clips`` validation examples, each cut or padded to 5 s."""
+def calibration_features(data: str, clips: int, frontend: FrontendConfig, seconds: float) -> np.ndarray:
+    """Log-mel ``[clips, n_mels, frames]`` of the first ``clips`` validation examples, each cut or padded to
+    ``seconds`` (the model's analysis window)."""
     examples = open_dataset(data).split("validation")[:clips]
     if not examples:
         raise SystemExit(f"{data}: no validation clips to calibrate on")
-    samples = round(WINDOW_SECONDS * frontend.sample_rate)
+    samples = round(seconds * frontend.sample_rate)
     audio = np.stack([np.pad(y[:samples], (0, max(0, samples - len(y))))
                       for y in (e.load_audio(frontend.sample_rate) for e in examples)])
     return log_mel(audio, frontend)
@@ -106,8 +105,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=128)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    frontend = FrontendConfig(**metadata(onnx.load(args.model))["config"]["frontend"])
-    features = calibration_features(args.data, args.clips, frontend)
+    meta = metadata(onnx.load(args.model))
+    frontend = FrontendConfig(**meta["config"]["frontend"])
+    features = calibration_features(args.data, args.clips, frontend, meta["decision"]["window_seconds"])
     quantise(args.model, features, args.out)
     batch = features[:BATCH_WINDOWS]
     print(f"{args.out}: temporal convolutions in 8 bits, calibrated on {len(features)} validation clips of "

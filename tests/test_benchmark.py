@@ -241,8 +241,9 @@ def test_quantise_temporal_puts_only_the_temporal_convolution_in_8_bits(checkpoi
     export_checkpoint(checkpoint, source)
     original = onnx.load(source)
     assert len(module.temporal_nodes(original)) == 1
-    frontend = FrontendConfig(**module.metadata(original)["config"]["frontend"])
-    features = module.calibration_features(str(tiny_corpus), 16, frontend)
+    meta = module.metadata(original)
+    features = module.calibration_features(str(tiny_corpus), 16, FrontendConfig(**meta["config"]["frontend"]),
+                                           meta["decision"]["window_seconds"])
     clips = min(16, len(open_dataset(str(tiny_corpus)).split("validation")))
     assert features.shape == (clips, 64, 251)  # 5-s windows of 64 mel bands at a 20-ms hop
     module.quantise(source, features, out)
