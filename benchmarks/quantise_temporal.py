@@ -3,9 +3,9 @@
 Usage: python benchmarks/quantise_temporal.py --data out/corpus-default --out Q.onnx [--model M.onnx] [--clips 128]
 ONNX Runtime's static quantisation (QDQ: weights int8 per output channel, activations uint8) is calibrated on the
 log-mel of the first ``--clips`` clips of the corpus's validation split, cut to the model's analysis window. That
-audio is rendered and is never realdev. Only the Conv nodes whose weight belongs to a ``temporal`` layer are quantised. In v0.10.0 those are the
-two members' 512 -> 256 channel, 3-tap layers, 58 % of the network's time on an AVX2 CPU. The file keeps the
-model's metadata (labels, thresholds, decision rule), adds ``"quantised": "temporal"`` to it, and is used as any
+audio is rendered and is never realdev. Only the Conv nodes whose weight belongs to a ``temporal`` layer are
+quantised. In v0.10.0 those are the two members' 512 -> 256 channel, 3-tap layers, 58 % of the network's time on
+an AVX2 CPU. The file keeps the model's metadata (labels, thresholds, decision rule), adds ``"quantised": "temporal"`` to it, and is used as any
 model file (`identify --model Q.onnx`, the benchmarks' ``--checkpoint``). The script prints the milliseconds of a
 batch of 8 windows on one thread for both files.
 
