@@ -5,9 +5,9 @@ ONNX Runtime's static quantisation (QDQ: weights int8 per output channel, activa
 log-mel of the first ``--clips`` clips of the corpus's validation split, cut to the model's analysis window. That
 audio is rendered and is never realdev. Only the Conv nodes whose weight belongs to a ``temporal`` layer are
 quantised. In v0.10.0 those are the two members' 512 -> 256 channel, 3-tap layers, 58 % of the network's time on
-an AVX2 CPU. The file keeps the model's metadata (labels, thresholds, decision rule), adds ``"quantised": "temporal"`` to it, and is used as any
-model file (`identify --model Q.onnx`, the benchmarks' ``--checkpoint``). The script prints the milliseconds of a
-batch of 8 windows on one thread for both files.
+an AVX2 CPU. The file keeps the model's metadata (labels, thresholds, decision rule), adds ``"quantised":
+"temporal"`` to it, and is used as any model file (`identify --model Q.onnx`, the benchmarks' ``--checkpoint``).
+The script prints the milliseconds of a batch of 8 windows on one thread for both files.
 
 Session 37 (docs/notebook/EXPERIMENTS.md) measured two quantisations. The whole network in 8 bits lost 0.015-0.019
 top-1 on both legal judges. The temporal layers alone kept every top-1 on both, at 1.44x the network's speed.
