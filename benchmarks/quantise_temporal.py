@@ -6,7 +6,7 @@ log-mel of the first ``--clips`` clips of the corpus's validation split, cut to 
 audio is rendered and is never realdev. Only the Conv nodes whose weight belongs to a ``temporal`` layer are
 quantised. In v0.10.0 those are the two members' 512 -> 256 channel, 3-tap layers, 58 % of the network's time on
 an AVX2 CPU. The file keeps the model's metadata (labels, thresholds, decision rule), adds ``"quantised":
-"temporal"`` to it, and is used as any model file (`identify --model Q.onnx`, the benchmarks' ``--checkpoint``).
+"temporal"`` to it, and is used as any model file (`identify --checkpoint Q.onnx`, the benchmarks' ``--checkpoint``).
 The script prints the milliseconds of a batch of 8 windows on one thread for both files.
 
 Session 37 (docs/notebook/EXPERIMENTS.md) measured two quantisations. The whole network in 8 bits lost 0.015-0.019
