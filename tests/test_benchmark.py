@@ -189,7 +189,6 @@ def test_gpu_search_packs_trains_and_finishes_a_run_like_train(tiny_corpus, tmp_
     assert all(0 < value < 1 for value in recognizer.thresholds.values())
 
 
-
 def test_machine_names_the_cpu_its_cores_and_its_widest_vector_unit():
     """benchmarks/machine.py: a speed figure's first line names the CPU, its cores and AVX-512 / AVX2 / neither,
     from /proc/cpuinfo's first processor."""
