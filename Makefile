@@ -71,7 +71,8 @@ test: setup $(STAMPS)/apt-test
 
 # Renders the default and notes corpora from scratch, then trains the recipe on both (CPU) into the shipped model's
 # place: two member networks side by side (one thread each), averaged. v0.8.0 (run69) is this target run end to end
-# in a fresh clone (42 min 52 s), byte for byte (docs/MODEL.md).
+# in a fresh clone (42 min 52 s), byte for byte (docs/MODEL.md). The export follows the recipe's [export] rule: the
+# temporal convolutions in 8 bits, calibrated on the default corpus's validation clips (since v0.10.1).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX)
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)

@@ -360,11 +360,14 @@ def test_recipes_resolve_files_names_and_overrides_with_clear_errors(tmp_path):
     changed = resolve_recipe("default", ["schedule.epochs=3", "data.spec=elsewhere", "schedule.budget_minutes=2"])
     assert (changed.config.epochs, changed.data, changed.config.budget_seconds) == (3, "elsewhere", 120.0)
     assert resolve_recipe("default", ["decision.clip_floor=0.2"]).config.clip_floor == 0.2
+    assert (shipped.config.quantise, shipped.config.calibration_clips) == ("temporal", 128)
     for bad, message in ((["schedule.epoch=3"], "unknown key schedule.epoch; keys of \\[schedule\\]: epochs"),
                          (["decision.clip_floor=0.01"], "clip-threshold floor must lie in 0.05-0.95"),
                          (["optimizer.batch_size=3"], "unknown recipe section 'optimizer'"),
                          (["epochs"], "--set takes section.key=value"),
-                         (["sampling.solo_share=1.5"], "solo share")):
+                         (["sampling.solo_share=1.5"], "solo share"),
+                         (["export.quantise=int4"], "export.quantise must be one of none, temporal, got 'int4'"),
+                         (["export.calibration_clips=0"], "export.calibration_clips must be 1 or more")):
         with pytest.raises(ParameterError, match=message):
             resolve_recipe("default", bad)
     with pytest.raises(ParameterError, match="recipe 'nosuch' not found: give a .toml file or one of default"):

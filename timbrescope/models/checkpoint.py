@@ -18,7 +18,7 @@ from torch import nn
 
 from timbrescope.errors import ModelError
 from timbrescope.fileio import atomic_write, ensure_writable_folder
-from timbrescope.models.onnx_export import export_onnx
+from timbrescope.models.onnx_export import Calibration, export_onnx
 from timbrescope.models.registry import create_model
 from timbrescope.taxonomy import TAXONOMY_VERSION
 from timbrescope.timeline import DecisionRule
@@ -54,14 +54,20 @@ def checkpoint_meta(path: Path) -> dict:
 
 def export_checkpoint(path: Path, out: Path) -> dict:
     """Export a checkpoint's network to ONNX at ``out`` (``timbrescope.models.onnx_export``) with its
-    metadata, the frame rate and the SHA-256 of the checkpoint file; returns that metadata."""
+    metadata, the frame rate and the SHA-256 of the checkpoint file; returns that metadata. The recipe's
+    ``[export] quantise = "temporal"`` runs the temporal convolutions in 8 bits, calibrated on the first
+    ``calibration_clips`` validation clips of the recipe's ``[data] spec``."""
     ensure_writable_folder(Path(out).parent)
     model, meta = load_checkpoint(path)
+    recipe = (meta.get("training") or {}).get("recipe") or {}
+    export = recipe.get("export", {"quantise": "none"})
+    calibration = (Calibration(recipe["data"]["spec"], export["calibration_clips"], meta["decision"]["window_seconds"])
+                   if export["quantise"] == "temporal" else None)
     meta = {**{key: value for key, value in meta.items() if key != "path"}, "checkpoint": Path(path).name,
             "checkpoint_sha256": file_sha256(Path(path)), "sample_rate": model.sample_rate,
             "hop_seconds": model.hop_seconds, "frame_level": model.frame_level,
-            "composers": list(getattr(model, "composers", []))}
-    export_onnx(model, meta, Path(out))
+            "composers": list(getattr(model, "composers", [])), "quantised": export["quantise"]}
+    export_onnx(model, meta, Path(out), calibration)
     return meta
 
 

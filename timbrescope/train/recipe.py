@@ -21,6 +21,8 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
     [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
+    [export]    quantise = "none"              # "temporal": `export` runs the temporal convolutions in 8 bits
+                calibration_clips = 128        # validation clips of [data] spec that calibrate those 8 bits
 
 Precedence: ``TrainConfig``'s defaults < the model's ``training_defaults`` (a reference system's batch
 size and learning rate, timbrenet's shares) < the recipe < ``--set section.key=value`` overrides. The
@@ -36,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 from timbrescope.errors import ParameterError
+from timbrescope.models.onnx_export import QUANTISATIONS
 from timbrescope.models.registry import training_defaults
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class TrainConfig:
     transfer_from: str | None = None  # checkpoint whose layers (all but the heads) are copied and frozen
     clip_floor: float = 0.05  # clip thresholds are tuned from this value up (timeline.DecisionRule)
     members: int = 1  # networks trained with seeds seed, seed + 1, … and written as one averaged model (ensemble)
+    quantise: str = "none"  # "temporal": the ONNX export runs the temporal convolutions in 8 bits (onnx_export)
+    calibration_clips: int = 128  # validation clips of the data spec that calibrate the 8-bit layers
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
@@ -83,6 +88,10 @@ class TrainConfig:
             raise ParameterError(f"a model has at least one member network, got {self.members}")
         if not 0.05 <= self.clip_floor <= 0.95:
             raise ParameterError(f"the clip-threshold floor must lie in 0.05-0.95, got {self.clip_floor}")
+        if self.quantise not in QUANTISATIONS:
+            raise ParameterError(f"export.quantise must be one of {', '.join(QUANTISATIONS)}, got {self.quantise!r}")
+        if self.calibration_clips < 1:
+            raise ParameterError(f"export.calibration_clips must be 1 or more, got {self.calibration_clips}")
         if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
             raise ParameterError(f"the note share must lie strictly between 0 and the solo share "
                                  f"({self.solo_share}), got {self.note_share}")
@@ -99,6 +108,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
     "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
     "decision": {"clip_floor": "clip_floor"},
+    "export": {"quantise": "quantise", "calibration_clips": "calibration_clips"},
 }
 _TUPLES = {"extra_train", "exclude_banks"}
 
