@@ -221,7 +221,7 @@ def test_a_recipe_with_8_bit_temporal_layers_exports_them_calibrated_on_its_vali
     out.unlink()
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().startswith(
-        f"timbrescope: error: cannot calibrate the 8-bit temporal layers: {data}")
+        f"timbrescope: error: cannot calibrate the 8-bit temporal layers on the recipe's validation split: {data}")
     assert not out.exists()
 
 

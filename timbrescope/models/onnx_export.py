@@ -54,7 +54,8 @@ class Calibration:
             audio = [np.pad(y[:samples], (0, max(0, samples - len(y))))
                      for y in (e.load_audio(frontend.sample_rate) for e in examples)]
         except DataError as exc:
-            raise ModelError(f"cannot calibrate the 8-bit temporal layers: {exc}") from None
+            raise ModelError(f"cannot calibrate the 8-bit temporal layers on the recipe's validation split: "
+                             f"{exc}") from None
         if not audio:
             raise ModelError(f"cannot calibrate the 8-bit temporal layers: {self.spec} has no validation clips")
         return log_mel(np.stack(audio), frontend)
