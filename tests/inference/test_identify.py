@@ -214,8 +214,9 @@ def test_a_recipe_with_8_bit_temporal_layers_exports_them_calibrated_on_its_vali
     assert len(dequantised) == 1 and all(node.input[1] in floats for node in convs if node not in dequantised)
     weight = made_by[dequantised[0].input[1]].input[0]
     assert weight in int8 and "temporal" in weight
-    by_torch, by_onnx = Recognizer(checkpoint).identify(example), Recognizer(out).identify(example)
-    assert Recognizer(out).meta["quantised"] == "temporal" and by_onnx.labels == by_torch.labels
+    quantised = Recognizer(out)
+    by_torch, by_onnx = Recognizer(checkpoint).identify(example), quantised.identify(example)
+    assert quantised.meta["quantised"] == "temporal" and by_onnx.labels == by_torch.labels
     assert 0 < np.abs(by_onnx.frames - by_torch.frames).max() < 0.05
     shutil.rmtree(data)
     out.unlink()

@@ -26,6 +26,7 @@ import onnx
 import torch
 from torch import nn
 
+from timbrescope.data.clips import SkipLog, decode_batches
 from timbrescope.data.specs import open_dataset
 from timbrescope.errors import DataError, ModelError
 from timbrescope.features.frontend import LogMel
@@ -47,18 +48,17 @@ class Calibration:
     seconds: float
 
     def features(self, frontend: FrontendConfig) -> np.ndarray:
-        """Log-mel ``[clips, n_mels, frames]`` of those examples (ModelError when there are none)."""
+        """Log-mel ``[clips, n_mels, frames]`` of those examples; examples that fail to decode are left out, as
+        training leaves them out (ModelError when none is left)."""
         try:
             examples = open_dataset(self.spec).split("validation")[:self.clips]
-            samples = round(self.seconds * frontend.sample_rate)
-            audio = [np.pad(y[:samples], (0, max(0, samples - len(y))))
-                     for y in (e.load_audio(frontend.sample_rate) for e in examples)]
         except DataError as exc:
             raise ModelError(f"cannot calibrate the 8-bit temporal layers on the recipe's validation split: "
                              f"{exc}") from None
+        audio = [batch for batch, _ in decode_batches(examples, frontend.sample_rate, self.seconds, SkipLog())]
         if not audio:
             raise ModelError(f"cannot calibrate the 8-bit temporal layers: {self.spec} has no validation clips")
-        return log_mel(np.stack(audio), frontend)
+        return log_mel(np.concatenate(audio), frontend)
 
 
 class _Probabilities(nn.Module):
