@@ -57,7 +57,8 @@ class Calibration:
                              f"{exc}") from None
         audio = [batch for batch, _ in decode_batches(examples, frontend.sample_rate, self.seconds, SkipLog())]
         if not audio:
-            raise ModelError(f"cannot calibrate the 8-bit temporal layers: {self.spec} has no validation clips")
+            raise ModelError(f"cannot calibrate the 8-bit temporal layers on the recipe's validation split: "
+                             f"{self.spec} has no validation clip that decodes")
         return log_mel(np.concatenate(audio), frontend)
 
 

@@ -78,7 +78,8 @@ class TimbreNet(RecognitionModel):
         self.register_buffer("positions", torch.linspace(-1.0, 1.0, n_mels).view(1, 1, n_mels, 1) if mel_position
                              else None, persistent=False)
         w = list(widths)
-        self.stem = nn.Sequential(nn.Conv2d(2 if mel_position else 1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
+        inputs = 1 if self.positions is None else 2
+        self.stem = nn.Sequential(nn.Conv2d(inputs, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])),
                                     *(_Residual(w[-1]) for _ in range(top_blocks)))
