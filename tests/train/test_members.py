@@ -44,20 +44,21 @@ def test_an_ensemble_scores_the_mean_of_its_members_probabilities():
 
 def test_a_recipe_of_two_members_trains_each_seed_and_writes_one_averaged_model(corpus, example, tmp_path, capsys):
     """The members train in processes of their own, to the weights their seed trains alone; a member already
-    written is reused (a killed run resumes); the averaged model identifies, exports to ONNX with the same scores,
-    and keeps each member's summary."""
+    written is reused (a killed run resumes, and its `[export]` settings may differ: training never reads them); the
+    averaged model identifies, exports to ONNX with the same scores, and keeps each member's summary."""
     out = tmp_path / "pair.ckpt"
     first = resolve_recipe({"seed": 5, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8},
                             "schedule": {"epochs": 1}})
     (tmp_path / "pair.ckpt.members").mkdir()
     train(str(corpus), tmp_path / "pair.ckpt.members" / "member1.ckpt", first.config)  # as if killed after member 1
     reused, _ = load_checkpoint(tmp_path / "pair.ckpt.members" / "member1.ckpt")
-    assert main(train_args(corpus, out, "seed=5", "model.members=2")) == 0
+    assert main(train_args(corpus, out, "seed=5", "model.members=2", "export.calibration_clips=16")) == 0
     printed = capsys.readouterr().out
     assert "member 1 (seed 5)" in printed and "member 2 (seed 6)" in printed and "2 members averaged" in printed
     model, meta = load_checkpoint(out)
     assert meta["model"] == "ensemble" and [m["seed"] for m in meta["training"]["members"]] == [5, 6]
     assert meta["training"]["recipe"]["model"]["members"] == 2 and 0 <= meta["training"]["valid_map"] <= 1
+    assert meta["training"]["recipe"]["export"]["calibration_clips"] == 16
     assert not (tmp_path / "pair.ckpt.members").exists()
     for key, value in reused.state_dict().items():
         torch.testing.assert_close(model.members[0].state_dict()[key], value)

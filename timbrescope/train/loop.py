@@ -51,7 +51,7 @@ from timbrescope.models.registry import accepts_features, list_models, model_cla
 from timbrescope.timeline import DecisionRule
 from timbrescope.train import distributed
 from timbrescope.train.distributed import Ranks
-from timbrescope.train.recipe import Recipe, TrainConfig
+from timbrescope.train.recipe import SECTIONS, Recipe, TrainConfig
 from timbrescope.train.sampling import Batch, epoch_order, random_crop
 
 
@@ -185,13 +185,19 @@ def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig, t
 
 
 def _member_summary(path: Path, config: TrainConfig) -> dict | None:
-    """The training summary of a member already written at ``path`` (DataError if another run wrote it), else None."""
+    """The training summary of a member already written at ``path`` (DataError if another run wrote it), else None.
+    The ``[export]`` settings may differ: training never reads them."""
     if not path.exists():
         return None
     summary = checkpoint_meta(path)["training"]
-    if summary["config"] != asdict(config):
+    if _trained_by(summary["config"]) != _trained_by(asdict(config)):
         raise DataError(f"{path} belongs to another training run; delete it to start again")
     return summary
+
+
+def _trained_by(config: dict) -> dict:
+    """A ``TrainConfig`` as a dict without the ``[export]`` fields: what decides the weights."""
+    return {key: value for key, value in config.items() if key not in SECTIONS["export"].values()}
 
 
 def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: DecisionRule = DecisionRule(),
