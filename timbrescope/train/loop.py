@@ -190,14 +190,18 @@ def _member_summary(path: Path, config: TrainConfig) -> dict | None:
     if not path.exists():
         return None
     summary = checkpoint_meta(path)["training"]
-    if _trained_by(summary["config"]) != _trained_by(asdict(config)):
+    if not _same_training(summary["config"], config):
         raise DataError(f"{path} belongs to another training run; delete it to start again")
     return summary
 
 
-def _trained_by(config: dict) -> dict:
-    """A ``TrainConfig`` as a dict without the ``[export]`` fields: what decides the weights."""
-    return {key: value for key, value in config.items() if key not in SECTIONS["export"].values()}
+def _same_training(stored: dict, config: TrainConfig) -> bool:
+    """Whether a stored ``TrainConfig`` (as a dict; settings newer than it take their defaults) trains the weights
+    ``config`` trains: every field but the ``[export]`` ones, which training never reads."""
+    def trained(fields: dict) -> dict:
+        return {key: value for key, value in fields.items() if key not in SECTIONS["export"].values()}
+
+    return trained(asdict(TrainConfig()) | stored) == trained(asdict(config))
 
 
 def tune_thresholds(model: nn.Module, feats: Batch, config: TrainConfig, rule: DecisionRule = DecisionRule(),
@@ -297,8 +301,7 @@ def fit_network(model, train_feats, valid_feats, config, rng, state_path, log_pa
     start_epoch, best, history = 0, {"map": -1.0, "epoch": -1, "state": None}, []
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        saved_config = asdict(TrainConfig()) | state["config"]  # settings newer than the state take defaults
-        if saved_config != asdict(config) or state["labels"] != labels:
+        if not _same_training(state["config"], config) or state["labels"] != labels:
             raise DataError(f"{state_path} belongs to another training run; delete it to start again")
         if len(state["rng"]) != ranks.world:
             raise DataError(f"{state_path} was written by {len(state['rng'])} training processes, not "
