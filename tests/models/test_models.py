@@ -92,8 +92,7 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
         torch.testing.assert_close(loaded(waveform)["clip_logits"], model(waveform)["clip_logits"])
 
 
-@pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1}),
-                                                                               ("timbrenet", {"mel_position": True})])
+@pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1})])
 def test_batchnorm_fusion_keeps_outputs(name, config):
     torch.manual_seed(1)
     model = create_model(name, labels=LABELS, **config)
@@ -140,37 +139,6 @@ def test_timbrenet_top_blocks_keep_the_shapes_and_add_their_weights():
         assert deep(waveform)["frame_logits"].shape == plain(waveform)["frame_logits"].shape
     with pytest.raises(ModelError, match="top_blocks must be 0 or more"):
         create_model("timbrenet", labels=LABELS, top_blocks=-1)
-
-
-def test_timbrenet_mel_position_is_a_second_stem_channel_and_exports(tmp_path):
-    """`mel_position`: the stem reads the spectrogram and the bands' places (-1 to 1, not saved); with that
-    channel's weights at zero the network is the plain one, with them it is not; ONNX gives the same scores."""
-    import onnxruntime
-
-    from timbrescope.models.onnx_export import export_onnx
-
-    torch.manual_seed(0)
-    placed = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), mel_position=True).eval()
-    plain = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64)).eval()
-    assert placed.stem[0].weight.shape == (8, 2, 3, 3) and placed.config["mel_position"] is True
-    assert placed.positions.flatten()[[0, -1]].tolist() == [-1.0, 1.0] and "positions" not in placed.state_dict()
-    state = placed.state_dict()
-    plain.load_state_dict({**state, "stem.0.weight": state["stem.0.weight"][:, :1]})
-    logmel = torch.randn(2, 64, 50)
-    with torch.no_grad():
-        changed = placed.forward_features(logmel)["embedding"]
-        placed.stem[0].weight[:, 1:] = 0
-        for key in ("embedding", "frame_logits", "clip_logits"):
-            torch.testing.assert_close(placed.forward_features(logmel)[key], plain.forward_features(logmel)[key])
-        unplaced = plain.forward_features(logmel)["embedding"]
-        assert (changed - unplaced).abs().max() > 0.05 * unplaced.abs().max()  # an untrained network's scale
-    placed.stem[0].weight.data.normal_()
-    export_onnx(placed, {"labels": LABELS}, tmp_path / "placed.onnx")
-    session = onnxruntime.InferenceSession(str(tmp_path / "placed.onnx"), providers=["CPUExecutionProvider"])
-    logmel = torch.randn(3, 64, 80)  # another batch and length than any traced: the places follow the input
-    with torch.no_grad():
-        expected = torch.sigmoid(placed.forward_features(logmel)["frame_logits"]).numpy()
-    np.testing.assert_allclose(session.run(["frames"], {"log_mel": logmel.numpy()})[0], expected, atol=1e-4)
 
 
 def test_unknown_model_lists_the_known_ones():

@@ -7,9 +7,6 @@ Designed for real-audio robustness and CPU speed together:
 - one full 3x3 convolution, then depthwise-separable blocks; strides (no pooling layers) take
   frequency 64 -> 4 and time 2x (40 ms frames); optional residual blocks at that last resolution
   (``top_blocks``) see the whole spectrum at once;
-- optionally (``mel_position``) a second input channel holding each mel band's place, -1 at the lowest band and 1
-  at the highest (CoordConv), so that the convolutions, which are the same at every band, can tell a low register
-  from a high one (cello from viola, trombone from trumpet) before the mean and maximum over frequency;
 - a dilated temporal convolution for context, a per-frame classifier, and attention pooling of the
   frame logits into clip logits (so the clip score is a weighted average of frame evidence).
 """
@@ -58,8 +55,7 @@ class TimbreNet(RecognitionModel):
     training_defaults = {"solo_share": 0.5, "note_share": 0.35}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
-                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", top_blocks: int = 0,
-                 mel_position: bool = False):
+                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", top_blocks: int = 0):
         super().__init__()
         if normalisation not in ("global", "band"):
             raise ValueError(f"normalisation must be 'global' or 'band', got {normalisation!r}")
@@ -72,14 +68,9 @@ class TimbreNet(RecognitionModel):
         self.frontend = LogMel(FrontendConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": self.frontend.config.to_dict(), "widths": list(widths),
                        "dropout": dropout, "normalisation": normalisation, "temporal": temporal,
-                       "top_blocks": top_blocks, "mel_position": bool(mel_position)}
-        n_mels = self.frontend.config.n_mels
-        # [1, 1, n_mels, 1]: each band's place from -1 to 1 (not saved: rebuilt from the configuration)
-        self.register_buffer("positions", torch.linspace(-1.0, 1.0, n_mels).view(1, 1, n_mels, 1) if mel_position
-                             else None, persistent=False)
+                       "top_blocks": top_blocks}
         w = list(widths)
-        inputs = 1 if self.positions is None else 2
-        self.stem = nn.Sequential(nn.Conv2d(inputs, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])),
                                     *(_Residual(w[-1]) for _ in range(top_blocks)))
@@ -101,10 +92,7 @@ class TimbreNet(RecognitionModel):
             x = (logmel - logmel.mean(dim=2, keepdim=True)) / (logmel.std(dim=2, keepdim=True) + 1.0)
         else:  # "global": level and spread of the whole spectrogram; the spectral envelope is kept
             x = (logmel - logmel.mean(dim=(1, 2), keepdim=True)) / (logmel.std(dim=(1, 2), keepdim=True) + 1e-3)
-        x = x.unsqueeze(1)                                     # [B, 1, F, T]
-        if self.positions is not None:                         # [B, 2, F, T]: the spectrogram and the band places
-            x = torch.cat([x, self.positions.expand(x.shape[0], -1, -1, x.shape[3])], dim=1)
-        x = self.blocks(self.stem(x))                          # [B, C, F', T']
+        x = self.blocks(self.stem(x.unsqueeze(1)))             # [B, C, F', T']
         x = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)  # [B, 2C, T']
         x = self.temporal(x)                                   # [B, C, T']
         frame_logits = self.frame_head(x)                      # [B, L, T']
