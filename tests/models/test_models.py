@@ -92,7 +92,8 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
         torch.testing.assert_close(loaded(waveform)["clip_logits"], model(waveform)["clip_logits"])
 
 
-@pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1})])
+@pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1}),
+                                                                                    ("timbrenet", {"top_blocks": 1, "bottleneck": 8})])
 def test_batchnorm_fusion_keeps_outputs(name, config):
     torch.manual_seed(1)
     model = create_model(name, labels=LABELS, **config)
@@ -139,6 +140,19 @@ def test_timbrenet_top_blocks_keep_the_shapes_and_add_their_weights():
         assert deep(waveform)["frame_logits"].shape == plain(waveform)["frame_logits"].shape
     with pytest.raises(ModelError, match="top_blocks must be 0 or more"):
         create_model("timbrenet", labels=LABELS, top_blocks=-1)
+
+
+def test_timbrenet_bottleneck_narrows_the_top_blocks_mixing_and_keeps_the_shapes():
+    full = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), top_blocks=1).eval()
+    narrow = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), top_blocks=1, bottleneck=16).eval()
+    count = lambda m: sum(p.numel() for p in m.blocks.parameters())
+    # 64 -> 64 pointwise replaced by 64 -> 16 (norm) -> 64
+    assert count(full) - count(narrow) == 64 * 64 - (64 * 16 + 2 * 16 + 16 * 64) and narrow.config["bottleneck"] == 16
+    waveform = torch.randn(2, narrow.sample_rate) * 0.1
+    with torch.no_grad():
+        assert narrow(waveform)["frame_logits"].shape == full(waveform)["frame_logits"].shape
+    with pytest.raises(ModelError, match="bottleneck must be 0"):
+        create_model("timbrenet", labels=LABELS, top_blocks=1, bottleneck=-2)
 
 
 def test_unknown_model_lists_the_known_ones():

@@ -31,13 +31,18 @@ def _separable(cin: int, cout: int) -> nn.Sequential:
 
 class _Residual(nn.Module):
     """A stride-1 separable block added to its input: ``[batch, channels, freq, time]`` -> the same shape.
-    At the last resolution (4 frequency rows) its 3x3 reaches every row: the whole spectrum in one view."""
+    At the last resolution (4 frequency rows) its 3x3 reaches every row: the whole spectrum in one view.
+    ``bottleneck`` > 0: the pointwise mixing passes through that many channels (with batch norm and ReLU),
+    ``2 * channels * bottleneck`` weights instead of ``channels ** 2``."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, bottleneck: int = 0):
         super().__init__()
+        mixing = ([nn.Conv2d(channels, bottleneck, 1, bias=False), nn.BatchNorm2d(bottleneck), nn.ReLU(inplace=True),
+                   nn.Conv2d(bottleneck, channels, 1, bias=False)] if bottleneck else
+                  [nn.Conv2d(channels, channels, 1, bias=False)])
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False), nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+            nn.ReLU(inplace=True), *mixing, nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.body(x))
@@ -55,7 +60,8 @@ class TimbreNet(RecognitionModel):
     training_defaults = {"solo_share": 0.5, "note_share": 0.35}
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
-                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", top_blocks: int = 0):
+                 dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", top_blocks: int = 0,
+                 bottleneck: int = 0):
         super().__init__()
         if normalisation not in ("global", "band"):
             raise ValueError(f"normalisation must be 'global' or 'band', got {normalisation!r}")
@@ -63,17 +69,19 @@ class TimbreNet(RecognitionModel):
             raise ValueError(f"temporal must be 'full' or 'separable', got {temporal!r}")
         if top_blocks < 0:
             raise ValueError(f"top_blocks must be 0 or more, got {top_blocks}")
+        if bottleneck < 0:
+            raise ValueError(f"bottleneck must be 0 (none) or more, got {bottleneck}")
         self.labels = list(labels)
         self.normalisation = normalisation
         self.frontend = LogMel(FrontendConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": self.frontend.config.to_dict(), "widths": list(widths),
                        "dropout": dropout, "normalisation": normalisation, "temporal": temporal,
-                       "top_blocks": top_blocks}
+                       "top_blocks": top_blocks, "bottleneck": bottleneck}
         w = list(widths)
         self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])),
-                                    *(_Residual(w[-1]) for _ in range(top_blocks)))
+                                    *(_Residual(w[-1], bottleneck) for _ in range(top_blocks)))
         context = ([nn.Conv1d(2 * w[-1], w[-1], 3, padding=2, dilation=2, bias=False)] if temporal == "full" else
                    [nn.Conv1d(2 * w[-1], 2 * w[-1], 3, padding=2, dilation=2, groups=2 * w[-1], bias=False),
                     nn.Conv1d(2 * w[-1], w[-1], 1, bias=False)])
