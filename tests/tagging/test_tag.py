@@ -185,6 +185,6 @@ def test_the_ray_engine_gives_the_same_rows_as_the_local_one(folder, tmp_path, c
     drop = lambda table: table.drop_columns(["tagged"]).to_pylist()  # noqa: E731
     assert drop(pq.read_table(remote)) == drop(pq.read_table(local))
     assert drop(pq.read_table(tmp_path / "ray-seg.parquet")) == drop(pq.read_table(tmp_path / "local-seg.parquet"))
-    assert len(pq.read_table(tmp_path / "ray-seg.parquet")) > 5
+    assert len(pq.read_table(tmp_path / "ray-seg.parquet")) > 3  # more segments than the 3 files tagged
     assert main(["tag", *paths, "--out", str(remote), "--engine", "ray", "--quiet"]) == 2  # resumes: bad ones again
     assert "tagged now 4 (4 failed" in capsys.readouterr().out
