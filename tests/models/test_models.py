@@ -93,7 +93,7 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
 
 
 @pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1}),
-                                                                                    ("timbrenet", {"top_blocks": 1, "bottleneck": 8})])
+                                                                               ("timbrenet", {"top_blocks": 1, "bottleneck": 8})])
 def test_batchnorm_fusion_keeps_outputs(name, config):
     torch.manual_seed(1)
     model = create_model(name, labels=LABELS, **config)
