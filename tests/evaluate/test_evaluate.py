@@ -1,6 +1,5 @@
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from timbrescope.evaluate.metrics import (best_thresholds, frame_metrics, mean_a
                                           multi_label_metrics, single_label_metrics)
 from timbrescope.inference import Recognizer, default_model_path
 
+from browser import headless_chromium
 from dataset_fixtures import manifest, nsynth, tone, write
 
 
@@ -153,9 +153,6 @@ def test_source_accuracy_on_nsynth_native_files(tmp_path):
 
 @pytest.mark.browser
 def test_evaluate_report_opens_in_chromium_with_every_figure(tmp_path, capsys):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
     manifest(tmp_path / "data")
     out = tmp_path / "report"
     assert main(["evaluate", "--data", f"manifest:{tmp_path / 'data' / 'manifest.jsonl'}", "--split", "all",
@@ -168,19 +165,11 @@ def test_evaluate_report_opens_in_chromium_with_every_figure(tmp_path, capsys):
     assert metrics["frames"]["per_label"].keys() == {"cello", "violin"}
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"ap.png", "roc.png", "confusion.png", "distribution.png", "training.png", "error_1.png"} <= set(pngs)
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    try:
+    with headless_chromium() as driver:
         driver.get((out / "report.html").as_uri())
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
         errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
-    finally:
-        driver.quit()
     assert len(images) == len(pngs) and all(loaded for _, loaded in images), images
     assert errors == []
 

@@ -22,6 +22,15 @@ from conftest import TINY_RECIPE
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
+@pytest.fixture(autouse=True)
+def _temp_in_tmp_path(tmp_path, monkeypatch):
+    """torchrun makes a log folder (``torchelastic_*``) under TMPDIR for each run and may leave it: keep it in the
+    test's folder, not the machine's /tmp."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+
+
 def _torchrun(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([*TORCHRUN, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from browser import headless_chromium
+
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "figures" / "serve-page.png"
 
 
@@ -79,19 +81,6 @@ def test_a_real_server_identifies_uploads_and_refuses_what_it_must(server, heard
         f"timbrescope: error: cannot listen on 127.0.0.1:{url.rsplit(':', 1)[1]}: Address already in use\n")
 
 
-def _chromium(width: int = 1200, height: int = 1000):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--window-size={width},{height}", "--autoplay-policy=no-user-gesture-required"):
-        options.add_argument(argument)
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-
-
 def _wait(driver, script: str, seconds: float = 60.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -109,8 +98,7 @@ LANES = "return Array.from(document.querySelectorAll('#lanes .lane')).map(l => l
 @pytest.mark.browser
 def test_the_page_shows_the_example_lanes_seeks_and_analyses_the_library(server, heard, tmp_path):
     url, example = server
-    driver = _chromium(1100, 1500)
-    try:
+    with headless_chromium(1100, 1500) as driver:
         driver.get(url)
         _wait(driver, "return document.getElementById('model').textContent.includes('instruments')")
         driver.find_element("id", "picker").send_keys(str(example))
@@ -154,21 +142,16 @@ def test_the_page_shows_the_example_lanes_seeks_and_analyses_the_library(server,
         assert driver.execute_script("return document.getElementById('player').src").endswith("path=takes%2Ftrio.wav")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
-    finally:
-        driver.quit()
 
 
 @pytest.mark.browser
 def test_the_page_fits_a_phone_and_shows_refusals_in_one_line(server, tmp_path):
     url, _ = server
     (tmp_path / "notes.wav").write_text("not audio at all\n")
-    driver = _chromium(390, 844)
-    try:
+    with headless_chromium(390, 844) as driver:
         driver.get(url)
         _wait(driver, "return document.getElementById('model').textContent.includes('instruments')")
         driver.find_element("id", "picker").send_keys(str(tmp_path / "notes.wav"))
         message = _wait(driver, "const e = document.getElementById('error'); return !e.hidden && e.textContent")
         assert message == "notes.wav: not a recording we can decode (a text file, not audio)"
         assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
-    finally:
-        driver.quit()
