@@ -1,5 +1,10 @@
 """Recipes of several member networks (``[model] members``): the ensemble model and its training."""
 
+import contextlib
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +119,30 @@ def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, c
     assert "at least one member network, got 0" in capsys.readouterr().err
     assert main(train_args(corpus, out, "model.name=ensemble")) == 2
     assert "ensemble is assembled from trained networks" in capsys.readouterr().err
+
+
+def test_a_killed_train_takes_its_member_processes_with_it(corpus, tmp_path):
+    """Killing ``train`` (SIGKILL: no chance to clean up) ends the members' processes too, within seconds, instead
+    of leaving them to train for nobody."""
+    psutil = pytest.importorskip("psutil")
+    args = train_args(corpus, tmp_path / "pair.ckpt", "model.members=2", "schedule.epochs=500", "schedule.patience=500")
+    parent = subprocess.Popen([sys.executable, "-m", "timbrescope", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    members = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(members) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.5)
+            members = [child for child in psutil.Process(parent.pid).children()
+                       if "spawn_main" in " ".join(child.cmdline())]
+        assert len(members) == 2, "the two member processes never started"
+        time.sleep(3)  # let them reach their training
+        parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs(members, timeout=20)
+        assert alive == []
+    finally:
+        parent.kill()
+        for member in members:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()

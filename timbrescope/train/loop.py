@@ -25,7 +25,9 @@ import functools
 import json
 import math
 import multiprocessing
+import os
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -163,7 +165,8 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     else:
         threads = max(1, torch.get_num_threads() // config.members)
         with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn")) as pool:
-            summaries = list(pool.map(_train_member, *zip(*jobs), [threads] * config.members))
+            summaries = list(pool.map(_train_member, *zip(*jobs), [threads] * config.members,
+                                      [os.getpid()] * config.members))
     models = [load_checkpoint(path)[0] for _, path, _ in jobs]
     model = create_model("ensemble", labels=models[0].labels,
                          members=[{"model": config.model, "config": m.config} for m in models])
@@ -187,10 +190,20 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     return summary
 
 
-def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig, threads: int) -> dict:
-    """One member of ``_train_members`` in a process of its own: its summary (the stored one once it is written)."""
+def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig, threads: int, parent: int) -> dict:
+    """One member of ``_train_members`` in a process of its own, started by the process ``parent``: its summary (the
+    stored one once it is written). The process ends itself when ``parent`` is gone (a killed ``train``), keeping
+    its resume state: nobody would be left to use what it trains."""
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     return _member_summary(path, config) or train(data, path, config)
+
+
+def _end_with(parent: int, every_seconds: float = 1.0) -> None:
+    """End this process as soon as it is no longer the child of ``parent`` (which has ended)."""
+    while os.getppid() == parent:
+        time.sleep(every_seconds)
+    os._exit(1)
 
 
 def _member_summary(path: Path, config: TrainConfig) -> dict | None:
