@@ -380,6 +380,20 @@ def test_recipes_resolve_files_names_and_overrides_with_clear_errors(tmp_path):
         resolve_recipe(TINY_RECIPE)
 
 
+def test_the_readme_and_the_recipe_docstring_name_every_recipe_key():
+    """A key left out of the docs is one a user cannot find: the README lists each section's keys in brackets."""
+    import re
+    from pathlib import Path
+
+    from timbrescope.train import recipe
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    listed = dict(re.findall(r"`(\w+)` \(([^)]*)\)", " ".join(readme.split())))
+    for section, keys in recipe.SECTIONS.items():
+        assert set(keys) <= set(re.findall(r"\w+", listed.get(section, ""))), section
+        assert all(key in recipe.__doc__ for key in keys), section
+
+
 def test_train_help_lists_at_most_8_options(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
