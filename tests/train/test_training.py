@@ -1,7 +1,6 @@
 """Training: runs, resume, budgets, crops, shares, held-out banks, recipes, thresholds, augmentation."""
 
 import json
-import math
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -476,37 +475,3 @@ def test_release_lets_single_notes_go_early_and_ends_their_frame_targets():
         TrainConfig(release_probability=1.5)
     draws = Release(0.5, hop, pool).draw(np.random.default_rng(3), 1000)
     assert 0.4 < draws.released.float().mean() < 0.6 and draws.cut.min() >= 0.1 and draws.cut.max() <= 1.5
-
-
-def test_the_family_term_scores_each_shared_family_by_its_best_label():
-    from timbrescope.train.loop import _family_loss
-
-    labels = ["viola", "violin", "piano", "trumpet", "trombone"]  # piano's family holds only piano here: no term
-    logits = torch.tensor([[2.0, -1.0, 0.5, -3.0, 1.0]])
-    clips = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0]])  # violin and piano play
-
-    def loss(mask: torch.Tensor) -> float:
-        batch = Batch(None, clips, mask, torch.zeros(1, 1, 5), torch.tensor([False]), torch.tensor([-1]),
-                      torch.tensor([False]))
-        return _family_loss(logits, batch, labels).item()
-
-    strings, brass = math.log1p(math.exp(-2.0)), math.log1p(math.exp(1.0))  # bowed strings play, brass does not
-    assert loss(torch.ones(1, 5)) == pytest.approx((strings + brass) / 2, abs=1e-6)
-    assert loss(torch.tensor([[1.0, 1.0, 1.0, 0.0, 1.0]])) == pytest.approx(strings, abs=1e-6)  # trumpet unknown
-
-
-def test_the_family_term_trains_and_refuses_labels_outside_the_taxonomy(tmp_path, capsys):
-    from dataset_fixtures import manifest
-
-    manifest(tmp_path / "data")  # violin solos and cello duets: one family of two labels
-    data = f"manifest:{tmp_path / 'data' / 'manifest.jsonl'}"
-    assert main(train_args(data, tmp_path / "f.ckpt", "loss.family_loss_weight=1.0")) == 0
-    assert Recognizer(tmp_path / "f.ckpt").meta["training"]["recipe"]["loss"]["family_loss_weight"] == 1.0
-    rows = (tmp_path / "data" / "manifest.jsonl").read_text().replace('"cello"', '"brass"')
-    (tmp_path / "data" / "manifest.jsonl").write_text(rows)  # a family, where a dataset tells only that
-    capsys.readouterr()
-    assert main(train_args(data, tmp_path / "g.ckpt", "loss.family_loss_weight=1.0")) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "timbrescope: error: loss.family_loss_weight scores the taxonomy's families, and 'brass' is not one of its "
-        "labels"]
-    assert not (tmp_path / "g.ckpt").exists()

@@ -21,7 +21,6 @@ files, side by side (removed when the averaged model is written).
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import math
 import multiprocessing
@@ -51,7 +50,6 @@ from timbrescope.fileio import atomic_write_text, ensure_writable_folder
 from timbrescope.models import create_model
 from timbrescope.models.checkpoint import atomic_torch_save, checkpoint_meta, load_checkpoint, save_checkpoint
 from timbrescope.models.registry import accepts_features, list_models, model_class
-from timbrescope.taxonomy import family_of, labels as taxonomy_labels
 from timbrescope.timeline import DecisionRule
 from timbrescope.train import distributed
 from timbrescope.train.distributed import Ranks
@@ -129,13 +127,6 @@ def training_features(dataset: Dataset, config: TrainConfig, skipped: SkipLog, f
     if not labels:
         raise DataError(f"{dataset.name}: the train split has no labelled example")
     model = create_model(config.model, labels=labels, **_model_config(config, dataset, train_examples))
-    if config.family_loss_weight:
-        if model.output_activation == "softmax":
-            raise ParameterError(f"{config.model} ranks its labels with a softmax: loss.family_loss_weight is for "
-                                 f"models of independent labels")
-        if unknown := sorted(set(labels) - set(taxonomy_labels())):
-            raise ParameterError(f"loss.family_loss_weight scores the taxonomy's families, and {unknown[0]!r} is not "
-                                 f"one of its labels")
     if config.transfer_from:
         _transfer(model, config.transfer_from)
     train_feats = _features(model, train_examples, skipped, feature_cache, progress)
@@ -512,31 +503,6 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
     return float(np.mean(losses)), schedule
 
 
-@functools.cache
-def _family_members(labels: tuple[str, ...]) -> torch.Tensor:
-    """Which of ``labels`` belong to which taxonomy family ``[labels, families]`` (bool), for the families that
-    hold two or more of them (a one-label family's term would repeat its label's). ``labels`` are the taxonomy's."""
-    families = [family_of(label) for label in labels]
-    shared = sorted({f for f in families if families.count(f) > 1})
-    return torch.tensor([[f == name for name in shared] for f in families], dtype=torch.bool).reshape(len(labels),
-                                                                                                      len(shared))
-
-
-def _family_loss(clip_logits: torch.Tensor, target: Batch, labels: list[str]) -> torch.Tensor:
-    """Binary cross-entropy of each family (``_family_members``) scored by its best label's clip logit
-    ``clip_logits [n, labels]``, against whether any of its labels plays, over the families all of whose labels
-    are known in a clip: the decision that family top-1 and family detection make."""
-    members = _family_members(tuple(labels)).to(clip_logits.device)
-    if not members.shape[1]:
-        return clip_logits.new_zeros(())
-    inside = members.float()[None]                                                      # [1, labels, families]
-    logits = clip_logits[:, :, None].masked_fill(~members[None], float("-inf")).amax(dim=1)  # [n, families]
-    plays = (target.clips[:, :, None] * inside).amax(dim=1)
-    known = (target.mask[:, :, None] * inside + (1 - inside)).amin(dim=1)
-    loss = nn.functional.binary_cross_entropy_with_logits(logits, plays, reduction="none")
-    return (loss * known).sum() / known.sum().clamp(min=1)
-
-
 @torch.no_grad()
 def _evaluate(model: nn.Module, feats: Batch, config: TrainConfig) -> tuple[float, np.ndarray, np.ndarray]:
     """Mean validation loss, clip probabilities ``[n, labels]`` and frame probabilities ``[n, frames, labels]``."""
@@ -562,8 +528,6 @@ def _loss(model: nn.Module, out: dict, target: Batch, config: TrainConfig) -> to
     else:
         clip = functional.binary_cross_entropy_with_logits(out["clip_logits"], target.clips, reduction="none")
         loss = (clip * target.mask).sum() / target.mask.sum().clamp(min=1)
-        if config.family_loss_weight:
-            loss = loss + config.family_loss_weight * _family_loss(out["clip_logits"], target, model.labels)
         if target.frame_known.any():
             weight = target.frame_known.float()[:, None, None].expand_as(target.frames)
             frame = functional.binary_cross_entropy_with_logits(out["frame_logits"], target.frames, reduction="none")

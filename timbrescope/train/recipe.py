@@ -20,7 +20,6 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
-                family_loss_weight = 0.0       # a clip term on each taxonomy family's best label (families of 2+)
     [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
     [export]    quantise = "none"              # "temporal": `export` runs the temporal convolutions in 8 bits
                 calibration_clips = 128        # validation clips of [data] spec that calibrate those 8 bits
@@ -55,7 +54,6 @@ class TrainConfig:
     patience: int = 6
     frame_loss_weight: float = 0.5
     composer_loss_weight: float = 0.5
-    family_loss_weight: float = 0.0  # clip BCE of each taxonomy family (of 2+ labels) scored by its best label's logit
     mixture_probability: float = 0.3
     release_probability: float = 0.0  # share of single-note draws let go 0.1-1.5 s after onset (log-mel models)
     crop_seconds: float | None = None  # train on a random stretch of this length of each clip (log-mel models)
@@ -86,8 +84,6 @@ class TrainConfig:
             raise ParameterError(f"the training crop must be longer than 0 s, got {self.crop_seconds}")
         if not 0 <= self.whole_clip_share <= 1:
             raise ParameterError(f"the whole-clip share must lie in 0-1, got {self.whole_clip_share}")
-        if self.family_loss_weight < 0:
-            raise ParameterError(f"loss.family_loss_weight must be 0 or more, got {self.family_loss_weight}")
         if self.members < 1:
             raise ParameterError(f"a model has at least one member network, got {self.members}")
         if not 0.05 <= self.clip_floor <= 0.95:
@@ -110,8 +106,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
     "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
-    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight",
-             "family_loss_weight": "family_loss_weight"},
+    "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
     "decision": {"clip_floor": "clip_floor"},
     "export": {"quantise": "quantise", "calibration_clips": "calibration_clips"},
 }
