@@ -155,9 +155,9 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
             return {"rank": ranks.rank}
     else:
         threads = max(1, torch.get_num_threads() // config.members)
-        with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn")) as pool:
-            summaries = list(pool.map(_train_member, *zip(*jobs), [threads] * config.members,
-                                      [os.getpid()] * config.members))
+        with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_member_process, initargs=(os.getpid(), threads)) as pool:
+            summaries = list(pool.map(_train_member, *zip(*jobs)))
     models = [load_checkpoint(path)[0] for _, path, _ in jobs]
     model = create_model("ensemble", labels=models[0].labels,
                          members=[{"model": config.model, "config": m.config} for m in models])
@@ -181,13 +181,12 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     return summary
 
 
-def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig, threads: int, parent: int) -> dict:
-    """One member of ``_train_members`` in a process of its own, started by the process ``parent``: its summary (the
-    stored one once it is written). The process ends itself when ``parent`` is gone (a killed ``train``), keeping
-    its resume state: nobody would be left to use what it trains."""
-    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+def _member_process(parent: int, threads: int) -> None:
+    """Set up a member's process, started by the process ``parent``: ``threads`` torch threads, and a watcher that
+    ends the process when ``parent`` is gone (a killed ``train``), keeping its resume state: nobody would be left
+    to use what it trains."""
     torch.set_num_threads(threads)
-    return _member_summary(path, config) or train(data, path, config)
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
 
 
 def _end_with(parent: int, every_seconds: float = 1.0) -> None:
@@ -195,6 +194,12 @@ def _end_with(parent: int, every_seconds: float = 1.0) -> None:
     while os.getppid() == parent:
         time.sleep(every_seconds)
     os._exit(1)
+
+
+def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig) -> dict:
+    """One member of ``_train_members`` in a process of its own (``_member_process``): its summary (the stored one
+    once it is written)."""
+    return _member_summary(path, config) or train(data, path, config)
 
 
 def _member_summary(path: Path, config: TrainConfig) -> dict | None:
