@@ -151,6 +151,22 @@ def test_a_note_that_hangs_after_all_notes_off_fails_the_build():
     multisample._check_silent_after(INSTRUMENTS[0], np.zeros(44_100, np.float32))
 
 
+def test_a_metadata_database_left_by_a_killed_jack_process_is_cleared_and_a_live_one_kept(tmp_path):
+    folder = tmp_path / "jack_db-0"
+    folder.mkdir()
+    (folder / "__db.001").write_bytes(b"\0" * 4096)
+    holder = subprocess.Popen(["python3", "-c", "import mmap, sys; f = open(sys.argv[1], 'r+b'); "
+                               "m = mmap.mmap(f.fileno(), 0); print('mapped', flush=True); sys.stdin.read()",
+                               str(folder / "__db.001")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "mapped\n"
+    multisample.clear_stale_metadata(folder)
+    assert (folder / "__db.001").exists()  # a live process has it: kept
+    holder.kill()
+    holder.wait()
+    multisample.clear_stale_metadata(folder)
+    assert not folder.exists()
+
+
 def test_extra_soundfonts_play_their_labels():
     banks = {bank.name: bank for bank in extra_soundfont_banks()}
     assert banks["avl_black_pearl"].labels == ("drum_kit",) and len(banks["a320u"].labels) > 40

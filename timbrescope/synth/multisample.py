@@ -52,6 +52,7 @@ CABINETS = Path("/usr/share/rakarrack")
 MDA = "http://drobilla.net/plugins/mda/"
 GX = "http://guitarix.sourceforge.net/plugins/"
 JACK_SERVER = "timbrescope"  # the private JACK server's name (see _one_jack_server)
+JACK_METADATA = Path("/dev/shm") / f"jack_db-{os.getuid()}"  # JACK 2's metadata database (Berkeley DB)
 
 
 @dataclass(frozen=True)
@@ -370,9 +371,25 @@ def _one_jack_server():
     with open(Path(tempfile.gettempdir()) / f"{JACK_SERVER}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            clear_stale_metadata(JACK_METADATA)
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def clear_stale_metadata(folder: Path) -> None:
+    """Remove JACK's metadata database ``folder`` when no process has it mapped. A JACK process killed while it
+    held the database's lock leaves the lock taken, and every later JACK client and server then waits on it for
+    ever; JACK makes the folder anew."""
+    if not folder.is_dir():
+        return
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            if str(folder) in maps.read_text(errors="replace"):
+                return
+        except OSError:  # the process has gone, or is another user's
+            continue
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _ports(client, outputs: tuple[str, ...]) -> dict:
