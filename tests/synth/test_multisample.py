@@ -4,6 +4,7 @@ recorded clips and the recorded rooms of the reverb."""
 
 import re
 import subprocess
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,6 +166,13 @@ def test_a_metadata_database_left_by_a_killed_jack_process_is_cleared_and_a_live
     holder.wait()
     multisample.clear_stale_metadata(folder)
     assert not folder.exists()
+
+
+def test_a_jack_call_that_blocks_for_ever_is_a_one_line_error():
+    blocked = threading.Event()
+    with pytest.raises(DataError, match=r"^jackd \(probe\) did not start: it was still waiting after 0.5 s$"):
+        multisample._connect(blocked.wait, "jackd (probe)", seconds=0.5)
+    assert multisample._connect(lambda: "ports", "jackd (probe)", seconds=0.5) == "ports"
 
 
 def test_extra_soundfonts_play_their_labels():

@@ -413,16 +413,40 @@ def _wire(client, names: dict, inputs: list, midi) -> None:
         client.connect(midi, names["midi"])
 
 
-def _connect(attempt, what: str):
-    """``attempt()``'s result once it stops failing (JACK servers and clients start asynchronously)."""
-    deadline = time.monotonic() + 20
+def _connect(attempt, what: str, seconds: float = 20.0):
+    """``attempt()``'s result once it stops failing (JACK servers and clients start asynchronously); a DataError
+    once it has failed, or blocked, for ``seconds``."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
-            return attempt()
+            return _within(attempt, max(deadline - time.monotonic(), 1.0))  # a last try gets a second too
+        except TimeoutError:
+            raise DataError(f"{what} did not start: it was still waiting after {seconds:g} s") from None
         except Exception as error:  # jack.JackOpenError, or KeyError while ports are missing
             if time.monotonic() > deadline:
                 raise DataError(f"{what} did not start: {error}") from None
             time.sleep(0.2)
+
+
+def _within(call, seconds: float):
+    """``call()``'s result, or TimeoutError if it has not returned within ``seconds`` (it is then left blocked in a
+    daemon thread: libjack can wait for ever on a lock)."""
+    result = {}
+
+    def run() -> None:
+        try:
+            result["value"] = call()
+        except Exception as error:
+            result["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(max(seconds, 0.0))
+    if thread.is_alive():
+        raise TimeoutError
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def _reamp_take(instrument: Instrument, guitar: Bank, slots: list[tuple[int, int]], renderer_factory):
