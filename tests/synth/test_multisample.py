@@ -4,6 +4,7 @@ recorded clips and the recorded rooms of the reverb."""
 
 import re
 import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -156,7 +157,7 @@ def test_a_metadata_database_left_by_a_killed_jack_process_is_cleared_and_a_live
     folder = tmp_path / "jack_db-0"
     folder.mkdir()
     (folder / "__db.001").write_bytes(b"\0" * 4096)
-    holder = subprocess.Popen(["python3", "-c", "import mmap, sys; f = open(sys.argv[1], 'r+b'); "
+    holder = subprocess.Popen([sys.executable, "-c", "import mmap, sys; f = open(sys.argv[1], 'r+b'); "
                                "m = mmap.mmap(f.fileno(), 0); print('mapped', flush=True); sys.stdin.read()",
                                str(folder / "__db.001")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "mapped\n"

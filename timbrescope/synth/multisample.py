@@ -441,7 +441,7 @@ def _within(call, seconds: float):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(max(seconds, 0.0))
+    thread.join(seconds)
     if thread.is_alive():
         raise TimeoutError
     if "error" in result:
