@@ -252,8 +252,11 @@ class Recognizer:
         self.sample_rate, self.hop_seconds = self._backend.sample_rate, self._backend.hop_seconds
         self.composers: list[str] = self._backend.composers
         self.rule = DecisionRule.from_dict(self.meta.get("decision"))
-        self._frames_per_window = max(1, round(self.rule.window_seconds / self.hop_seconds))
+        self._frames_per_window = max(1, int(self.rule.window_seconds / self.hop_seconds + 1e-6))  # whole frames
         self._window = round(self.rule.window_seconds * self.sample_rate) if self.sample_rate else 0
+        # windows advance by their whole frames: 5 s at 40-ms frames, 4.96 s at 80-ms ones (62 frames, not 62.5)
+        self._step = min(self._window, round(self._frames_per_window * self.hop_seconds * self.sample_rate)
+                         ) if self.sample_rate else 0
 
     @property
     def frame_level(self) -> bool:
@@ -355,22 +358,23 @@ class Recognizer:
 
     def _windows(self, blocks):
         """Regroup audio blocks into (window, seconds of new audio, new audio is at the end) triples:
-        windows of the training length. A recording's remainder becomes the last full-length window
-        ending at the recording's end (overlapping the one before); only a recording shorter than one
-        window is padded, with silence, as rendered clips end in silence too."""
-        carry, previous = np.zeros(0, np.float32), None
+        windows of the training length, one step apart (the seconds of a window's whole frames: the window
+        itself at 40-ms frames). A recording's remainder becomes the last full-length window ending at the
+        recording's end (overlapping the one before); only a recording shorter than one window is padded,
+        with silence, as rendered clips end in silence too."""
+        carry, before = np.zeros(0, np.float32), None  # ``before``: a window's length of audio ahead of carry
         for block in blocks:
             carry = np.concatenate([carry, block])
             while len(carry) >= self._window:
-                previous = carry[: self._window]
-                yield previous, self.rule.window_seconds, False
-                carry = carry[self._window:]
+                yield carry[: self._window], self._step / self.sample_rate, False
+                before = carry[: self._step] if before is None else np.concatenate([before, carry[: self._step]])
+                before, carry = before[-self._window:], carry[self._step:]
         if len(carry):
             seconds = len(carry) / self.sample_rate
-            if previous is None:
+            if before is None:
                 yield np.pad(carry, (0, self._window - len(carry))), seconds, False
             else:
-                yield np.concatenate([previous, carry])[-self._window:], seconds, True
+                yield np.concatenate([before, carry])[-self._window:], seconds, True
 
     def _forward(self, windows: list[tuple[np.ndarray, float, bool]]) -> tuple[list, list, list]:
         """Run equal-length windows as one batch: their clip probabilities, the frame probabilities

@@ -226,6 +226,21 @@ def test_a_recipe_with_8_bit_temporal_layers_exports_them_calibrated_on_its_vali
     assert not out.exists()
 
 
+def test_a_network_of_80_ms_frames_trains_exports_and_draws_its_timeline_at_its_own_step(corpus, example, tmp_path):
+    """`model.config.time_pool = 4`: the checkpoint, its ONNX export and `identify` all use the network's own
+    80-ms step (inference takes it from the model file), and the two backends agree."""
+    from conftest import train_args
+
+    checkpoint, out = tmp_path / "p4.ckpt", tmp_path / "p4.onnx"
+    assert main(train_args(corpus, checkpoint, "model.config={widths=[8,16,32,64],time_pool=4}")) == 0
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    by_torch, by_onnx = Recognizer(checkpoint), Recognizer(out)
+    assert by_torch.hop_seconds == pytest.approx(0.08) and by_onnx.hop_seconds == pytest.approx(0.08)
+    torch_result, onnx_result = by_torch.identify(example), by_onnx.identify(example)
+    assert len(onnx_result.frames) == round(sf.info(example).duration / 0.08)  # the 12-s example: 150 frames
+    np.testing.assert_allclose(onnx_result.frames, torch_result.frames, atol=TOLERANCE)
+
+
 def test_shipped_onnx_model_is_the_shipped_checkpoint_and_runs_without_torch(example):
     """The default model is the export of the shipped checkpoint (its SHA-256 recorded in the ONNX
     metadata), and identifying with it never imports PyTorch."""
