@@ -226,19 +226,26 @@ def test_a_recipe_with_8_bit_temporal_layers_exports_them_calibrated_on_its_vali
     assert not out.exists()
 
 
-def test_a_network_of_80_ms_frames_trains_exports_and_draws_its_timeline_at_its_own_step(corpus, example, tmp_path):
-    """`model.config.time_pool = 4`: the checkpoint, its ONNX export and `identify` all use the network's own
-    80-ms step (inference takes it from the model file), and the two backends agree."""
+def test_a_network_whose_frames_do_not_divide_the_window_keeps_its_timeline_in_place(corpus, tmp_path):
+    """A front-end hop of 512 samples gives 46.4-ms frames, 107.7 to a 5-s window: windows advance by their 107
+    whole frames (4.97 s), so a noise burst at 115-116 s of a silent 2-minute recording changes the frames of
+    115-116 s (windows advancing 5 s put them 0.36 s late); the checkpoint and its ONNX export agree."""
     from conftest import train_args
 
-    checkpoint, out = tmp_path / "p4.ckpt", tmp_path / "p4.onnx"
-    assert main(train_args(corpus, checkpoint, "model.config={widths=[8,16,32,64],time_pool=4}")) == 0
+    checkpoint, out, wav = tmp_path / "hop.ckpt", tmp_path / "hop.onnx", tmp_path / "burst.wav"
+    assert main(train_args(corpus, checkpoint, "model.config={widths=[8,16,32,64],frontend={hop_length=512}}")) == 0
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
-    by_torch, by_onnx = Recognizer(checkpoint), Recognizer(out)
-    assert by_torch.hop_seconds == pytest.approx(0.08) and by_onnx.hop_seconds == pytest.approx(0.08)
-    torch_result, onnx_result = by_torch.identify(example), by_onnx.identify(example)
-    assert len(onnx_result.frames) == round(sf.info(example).duration / 0.08)  # the 12-s example: 150 frames
-    np.testing.assert_allclose(onnx_result.frames, torch_result.frames, atol=TOLERANCE)
+    audio = np.zeros(120 * 22050, np.float32)
+    audio[115 * 22050:116 * 22050] = np.random.default_rng(0).normal(0, 0.1, 22050)
+    sf.write(wav, audio, 22050)
+    by_torch, by_onnx = Recognizer(checkpoint).identify(wav), Recognizer(out).identify(wav)
+    hop = 2 * 512 / 22050
+    assert len(by_onnx.frames) == round(120 / hop) and by_onnx.frame_times[1] == pytest.approx(hop)
+    heard = by_onnx.frames.any(axis=1)  # the windows that hold the burst (silent windows score 0)
+    frames, times = by_onnx.frames[heard], by_onnx.frame_times[heard]
+    change = np.abs(frames - np.median(frames, axis=0)).max(axis=1)
+    assert times[change > change.max() / 2].mean() == pytest.approx(115.5, abs=0.1)  # the burst's middle
+    np.testing.assert_allclose(by_onnx.frames, by_torch.frames, atol=TOLERANCE)
 
 
 def test_shipped_onnx_model_is_the_shipped_checkpoint_and_runs_without_torch(example):

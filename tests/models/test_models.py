@@ -93,8 +93,7 @@ def test_network_shapes_gradients_and_round_trip(name, tmp_path):
 
 
 @pytest.mark.parametrize("name, config", [(name, {}) for name in NETWORKS] + [("timbrenet", {"top_blocks": 1}),
-                                                                               ("timbrenet", {"top_blocks": 1, "bottleneck": 8}),
-                                                                               ("timbrenet", {"time_pool": 4})])
+                                                                               ("timbrenet", {"top_blocks": 1, "bottleneck": 8})])
 def test_batchnorm_fusion_keeps_outputs(name, config):
     torch.manual_seed(1)
     model = create_model(name, labels=LABELS, **config)
@@ -154,20 +153,6 @@ def test_timbrenet_bottleneck_narrows_the_top_blocks_mixing_and_keeps_the_shapes
         assert narrow(waveform)["frame_logits"].shape == full(waveform)["frame_logits"].shape
     with pytest.raises(ModelError, match="bottleneck must be 0"):
         create_model("timbrenet", labels=LABELS, top_blocks=1, bottleneck=-2)
-
-
-def test_timbrenet_time_pool_4_halves_the_frames_and_keeps_the_weights():
-    fine = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64)).eval()
-    coarse = create_model("timbrenet", labels=LABELS, widths=(8, 16, 32, 64), time_pool=4).eval()
-    assert coarse.hop_seconds == pytest.approx(2 * fine.hop_seconds) == pytest.approx(0.08)
-    assert [p.shape for p in coarse.parameters()] == [p.shape for p in fine.parameters()]
-    assert coarse.config["time_pool"] == 4 and fine.config["time_pool"] == 2
-    waveform = torch.randn(1, 5 * fine.sample_rate) * 0.1
-    with torch.no_grad():
-        frames = fine(waveform)["frame_logits"].shape[1], coarse(waveform)["frame_logits"].shape[1]
-    assert frames == (126, 63)  # 5 s of 20-ms input frames, every second or every fourth
-    with pytest.raises(ModelError, match="time_pool must be 2 or 4"):
-        create_model("timbrenet", labels=LABELS, time_pool=3)
 
 
 def test_unknown_model_lists_the_known_ones():

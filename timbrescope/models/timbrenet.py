@@ -5,8 +5,7 @@ Designed for real-audio robustness and CPU speed together:
 - per-recording normalisation of each mel band (mean and spread over time), which removes the
   fixed EQ, microphone colouration and level that separate rendered from recorded audio;
 - one full 3x3 convolution, then depthwise-separable blocks; strides (no pooling layers) take
-  frequency 64 -> 4 and time ``time_pool`` x (2: 40 ms frames; 4: 80 ms frames, about half the work, the
-  first block's stride taking the second 2x); optional residual blocks at that last resolution
+  frequency 64 -> 4 and time 2x (40 ms frames); optional residual blocks at that last resolution
   (``top_blocks``) see the whole spectrum at once;
 - a dilated temporal convolution for context, a per-frame classifier, and attention pooling of the
   frame logits into clip logits (so the clip score is a weighted average of frame evidence).
@@ -23,11 +22,10 @@ from timbrescope.models.base import RecognitionModel
 from timbrescope.models.registry import register_model
 
 
-def _separable(cin: int, cout: int, time_stride: int = 1) -> nn.Sequential:
-    """Depthwise 3x3 (halving frequency, and dividing time by ``time_stride``, by its stride) then pointwise,
-    each with batch norm and ReLU."""
+def _separable(cin: int, cout: int) -> nn.Sequential:
+    """Depthwise 3x3 (halving frequency by its stride) then pointwise, each with batch norm and ReLU."""
     return nn.Sequential(
-        nn.Conv2d(cin, cin, 3, stride=(2, time_stride), padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+        nn.Conv2d(cin, cin, 3, stride=(2, 1), padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin),
         nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
@@ -55,6 +53,7 @@ class TimbreNet(RecognitionModel):
     """waveform ``[batch, samples]`` -> frame logits ``[batch, frames, labels]`` (one frame per
     ``time_pool * hop_length`` samples), clip logits ``[batch, labels]``, embedding ``[batch, widths[-1]]``."""
 
+    time_pool = 2
     augmentation = "logmel"
     head_names = ("frame_head", "attention")
     # each epoch: half single-instrument clips, 35 % of all draws single notes (MODEL.md, EXPERIMENTS.md)
@@ -62,7 +61,7 @@ class TimbreNet(RecognitionModel):
 
     def __init__(self, labels: list[str], frontend: dict | None = None, widths: tuple[int, ...] = (24, 48, 96, 160),
                  dropout: float = 0.1, normalisation: str = "global", temporal: str = "full", top_blocks: int = 0,
-                 bottleneck: int = 0, time_pool: int = 2):
+                 bottleneck: int = 0):
         super().__init__()
         if normalisation not in ("global", "band"):
             raise ValueError(f"normalisation must be 'global' or 'band', got {normalisation!r}")
@@ -72,20 +71,16 @@ class TimbreNet(RecognitionModel):
             raise ValueError(f"top_blocks must be 0 or more, got {top_blocks}")
         if bottleneck < 0:
             raise ValueError(f"bottleneck must be 0 (none) or more, got {bottleneck}")
-        if time_pool not in (2, 4):
-            raise ValueError(f"time_pool must be 2 or 4 (input frames per output frame), got {time_pool}")
-        self.time_pool = time_pool
         self.labels = list(labels)
         self.normalisation = normalisation
         self.frontend = LogMel(FrontendConfig(**(frontend or {})))
         self.config = {"labels": self.labels, "frontend": self.frontend.config.to_dict(), "widths": list(widths),
                        "dropout": dropout, "normalisation": normalisation, "temporal": temporal,
-                       "top_blocks": top_blocks, "bottleneck": bottleneck, "time_pool": time_pool}
+                       "top_blocks": top_blocks, "bottleneck": bottleneck}
         w = list(widths)
-        self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=2, padding=1, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, stride=(2, self.time_pool), padding=1, bias=False),
                                   nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
-        self.blocks = nn.Sequential(*(_separable(cin, cout, time_pool // 2 if k == 0 else 1)
-                                      for k, (cin, cout) in enumerate(zip(w[:-1], w[1:]))),
+        self.blocks = nn.Sequential(*(_separable(cin, cout) for cin, cout in zip(w[:-1], w[1:])),
                                     *(_Residual(w[-1], bottleneck) for _ in range(top_blocks)))
         context = ([nn.Conv1d(2 * w[-1], w[-1], 3, padding=2, dilation=2, bias=False)] if temporal == "full" else
                    [nn.Conv1d(2 * w[-1], 2 * w[-1], 3, padding=2, dilation=2, groups=2 * w[-1], bias=False),
