@@ -362,19 +362,19 @@ class Recognizer:
         itself at 40-ms frames). A recording's remainder becomes the last full-length window ending at the
         recording's end (overlapping the one before); only a recording shorter than one window is padded,
         with silence, as rendered clips end in silence too."""
-        carry, before = np.zeros(0, np.float32), None  # ``before``: a window's length of audio ahead of carry
+        carry, previous = np.zeros(0, np.float32), None
         for block in blocks:
             carry = np.concatenate([carry, block])
             while len(carry) >= self._window:
-                yield carry[: self._window], self._step / self.sample_rate, False
-                before = carry[: self._step] if before is None else np.concatenate([before, carry[: self._step]])
-                before, carry = before[-self._window:], carry[self._step:]
+                previous = carry[: self._window]
+                yield previous, self._step / self.sample_rate, False
+                carry = carry[self._step:]
         if len(carry):
             seconds = len(carry) / self.sample_rate
-            if before is None:
+            if previous is None:
                 yield np.pad(carry, (0, self._window - len(carry))), seconds, False
-            else:
-                yield np.concatenate([before, carry])[-self._window:], seconds, True
+            else:  # carry holds the previous window's overlap, so the step before it completes a window
+                yield np.concatenate([previous[: self._step], carry])[-self._window:], seconds, True
 
     def _forward(self, windows: list[tuple[np.ndarray, float, bool]]) -> tuple[list, list, list]:
         """Run equal-length windows as one batch: their clip probabilities, the frame probabilities
