@@ -127,6 +127,28 @@ def test_family_targets_groups_and_other(tmp_path):
     assert metrics["multi_label"]["per_label"]["bowed_string"]["ap"] == 1.0  # max(cello, violin) ranks a first
 
 
+def test_a_target_named_like_its_family_is_the_label_in_every_view(tmp_path):
+    """`flute` is a label and a family: as a target it is the label (`target_members`), so a piccolo as the top
+    label of a flute recording is wrong in the single-label view as in the multi-label one; a family target
+    that is no label (`keyboard`) still takes its members."""
+
+    class Winds(_Fixed):
+        labels = ["flute", "piccolo", "piano"]
+        thresholds = dict.fromkeys(labels, 0.5)
+
+    for name in ("a.wav", "b.wav"):
+        write(tmp_path / name, tone(1.0, 22050, 440), 22050)
+    examples = [Example("a", "test", ("flute",), tmp_path / "a.wav"),
+                Example("b", "test", ("keyboard",), tmp_path / "b.wav")]
+    recognizer = Winds({"a.wav": [0.3, 0.9, 0.1], "b.wav": [0.1, 0.2, 0.8]})
+    metrics, _ = evaluate(Dataset("winds", tmp_path, examples), recognizer)
+    single = metrics["single_label"]
+    assert single["accuracy"] == 0.5 and single["per_class"]["flute"]["recall"] == 0.0
+    assert single["per_class"]["keyboard"]["recall"] == 1.0
+    assert metrics["detection"]["precision"] == 0.5  # piccolo detected on the flute recording: wrong there too
+    assert metrics["grouped"]["single_label"]["accuracy"] == 1.0  # piccolo is of the flute family
+
+
 def test_source_accuracy_on_nsynth_native_files(tmp_path):
     """NSynth's instrument_source_str (through the loader) against the source of the best label."""
     nsynth(tmp_path)

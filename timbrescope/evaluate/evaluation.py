@@ -272,11 +272,12 @@ def _single_label(scored: Scored, targets: list[str], labels: list[str]):
 
 
 def _as_target(label: str, targets: list[str]) -> str:
-    """A model label as one of the dataset's targets: itself, its family, or ``other``."""
+    """A model label as one of the dataset's targets: itself, the family target it is a member of (as the
+    multi-label view scores it: a target named like a label, ``flute``, is that label only), or ``other``."""
     if label in targets:
         return label
     family = _family(label)
-    return family if family in targets else "other"
+    return family if family in targets and label in _members(family) else "other"
 
 
 def _grouped(scored: Scored, labels: list[str], detected: np.ndarray, groups: dict[str, list[str]]) -> dict:
