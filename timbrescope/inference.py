@@ -254,7 +254,7 @@ class Recognizer:
         self.rule = DecisionRule.from_dict(self.meta.get("decision"))
         self._frames_per_window = max(1, int(self.rule.window_seconds / self.hop_seconds + 1e-6))  # whole frames
         self._window = round(self.rule.window_seconds * self.sample_rate) if self.sample_rate else 0
-        # windows advance by their whole frames: 5 s at 40-ms frames, 4.96 s at 80-ms ones (62 frames, not 62.5)
+        # windows advance by their whole frames: 5 s at 40-ms frames, 4.97 s at a 512-sample hop (107, not 107.7)
         self._step = min(self._window, round(self._frames_per_window * self.hop_seconds * self.sample_rate)
                          ) if self.sample_rate else 0
 
