@@ -1,4 +1,5 @@
-"""Instrument and family top-1 accuracy on real recordings, per label, with the confusion matrix.
+"""Instrument and family top-1 accuracy on real recordings, per label, with the confusion matrix and the model labels
+behind its `other` column.
 
 Usage: python benchmarks/realdev_accuracy.py [--manifest ../shared/realdev/MANIFEST.csv] [--checkpoint CKPT]
 Scores every row of the manifest (single-label files; drum-kit pieces count as `drum_kit` through the
@@ -51,6 +52,10 @@ def main() -> None:
     for label, counts in zip(labels, confusion["counts"]):
         if sum(counts):
             print(f"| {label} | " + " | ".join(str(c) if c else "." for c in counts) + " |")
+    if single["outside"]:
+        print("\nThe model's top labels behind `other`: " + "; ".join(
+            f"{target}: " + ", ".join(f"{label} {n}" for label, n in found.items())
+            for target, found in single["outside"].items()))
 
 
 if __name__ == "__main__":

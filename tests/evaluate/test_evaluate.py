@@ -144,6 +144,7 @@ def test_a_target_named_like_its_family_is_the_label_in_every_view(tmp_path):
     metrics, _ = evaluate(Dataset("winds", tmp_path, examples), recognizer)
     single = metrics["single_label"]
     assert single["accuracy"] == 0.5 and single["per_class"]["flute"]["recall"] == 0.0
+    assert single["outside"] == {"flute": {"piccolo": 1}}  # the model label behind the flute recording's `other`
     assert single["per_class"]["keyboard"]["recall"] == 1.0
     assert metrics["detection"]["precision"] == 0.5  # piccolo detected on the flute recording: wrong there too
     assert metrics["grouped"]["single_label"]["accuracy"] == 1.0  # piccolo is of the flute family

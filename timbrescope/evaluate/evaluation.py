@@ -17,6 +17,7 @@ beside the whole-file scores.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -164,7 +165,9 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
         details["roc"] = roc_curves(scorable, truth, score, mask)
         single = _single_label(scored, scorable, labels)
         if single:
-            metrics["single_label"] = single_label_metrics(*single, scorable)
+            expected, predicted, top3, top = single
+            metrics["single_label"] = {**single_label_metrics(expected, predicted, top3, scorable),
+                                       "outside": _outside(expected, predicted, top)}
         by_material = _single_label_by_material(scored, scorable, labels)
         if by_material:
             metrics["single_label_by_material"] = by_material
@@ -218,7 +221,7 @@ def _single_label_by_material(scored: Scored, targets: list[str], labels: list[s
         keep = [i for i, m in enumerate(materials) if m == material]
         single = _single_label(Scored([scored.examples[i] for i in keep], scored.scores[keep], []), targets, labels)
         if single:
-            truth, predicted, _ = single
+            truth, predicted, _, _ = single
             views[material] = {"examples": len(truth),
                                "accuracy": round(float(np.mean([t == p for t, p in zip(truth, predicted)])), 5)}
     return views
@@ -259,16 +262,28 @@ def _target_matrices(scored: Scored, targets: list[str], members: dict, detected
 
 
 def _single_label(scored: Scored, targets: list[str], labels: list[str]):
-    """(truth, predicted, top-3 hits) over examples with exactly one target and full annotation."""
-    truth, predicted, top3 = [], [], []
+    """(truth, predicted, top-3 hits, the model's own top label) over examples with exactly one target and full
+    annotation; ``predicted`` is the top label as a target (or ``other``)."""
+    truth, predicted, top3, top = [], [], [], []
     for ex, row in zip(scored.examples, scored.scores):
         if len(ex.labels) != 1 or ex.known is not None or ex.labels[0] not in targets:
             continue
-        ranking = [_as_target(labels[i], targets) for i in np.argsort(-row, kind="stable")[:3]]
+        order = np.argsort(-row, kind="stable")[:3]
+        ranking = [_as_target(labels[i], targets) for i in order]
         truth.append(ex.labels[0])
         predicted.append(ranking[0])
         top3.append(ex.labels[0] in ranking)
-    return (truth, predicted, top3) if truth else None
+        top.append(labels[order[0]])
+    return (truth, predicted, top3, top) if truth else None
+
+
+def _outside(truth: list[str], predicted: list[str], top: list[str]) -> dict[str, dict[str, int]]:
+    """``{target: {model label: recordings}}``: the model's top labels behind the ``other`` predictions, most first."""
+    counts: dict[str, Counter] = {}
+    for target, as_target, label in zip(truth, predicted, top):
+        if as_target == "other":
+            counts.setdefault(target, Counter())[label] += 1
+    return {target: dict(counts[target].most_common()) for target in sorted(counts)}
 
 
 def _as_target(label: str, targets: list[str]) -> str:
