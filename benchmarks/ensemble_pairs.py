@@ -68,7 +68,7 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a label no member has: all-NaN column
             mean = np.nan_to_num(np.nanmean([scores[n] for n in names], axis=0), nan=-1.0)
-        truth, predicted, _ = _single_label(Scored(examples, mean, []), targets, labels)
+        truth, predicted, _, _ = _single_label(Scored(examples, mean, []), targets, labels)
         return np.array(truth), np.array(truth) == np.array(predicted)
 
     def top1(*names: str) -> float:
