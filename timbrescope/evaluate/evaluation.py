@@ -7,8 +7,8 @@ cannot score are listed under ``not_scored``.
 
 Views: multi-label (every example), single-label (examples with exactly one target: the model's
 top label, mapped to the dataset's targets, is the prediction; a top label outside them counts as
-``other``, and ``outside`` keeps which labels those were; for a rendered corpus also by what the one part plays: single notes, phrases, score
-lines, drums), grouped (targets and labels mapped to families, or to the groups of a mapping file),
+``other``, and ``outside`` keeps which labels those were; for a rendered corpus also by what the
+one part plays: single notes, phrases, score lines, drums), grouped (targets and labels mapped to families, or to the groups of a mapping file),
 frame-level (examples with known segments), composer (models with a composer head, examples with a
 known composer) and, with ``windows``, N random 5-s windows per file
 beside the whole-file scores.
