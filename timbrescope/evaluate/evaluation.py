@@ -5,13 +5,13 @@ label target with that label's score and a family target with the best score of 
 target is detected when (one of) its label(s) reaches the model's threshold. Targets the model
 cannot score are listed under ``not_scored``.
 
-Views: multi-label (every example), single-label (examples with exactly one target: the model's
-top label, mapped to the dataset's targets, is the prediction; a top label outside them counts as
-``other``, and ``outside`` keeps which labels those were; for a rendered corpus also by what the
-one part plays: single notes, phrases, score lines, drums), grouped (targets and labels mapped to families, or to the groups of a mapping file),
-frame-level (examples with known segments), composer (models with a composer head, examples with a
-known composer) and, with ``windows``, N random 5-s windows per file
-beside the whole-file scores.
+Views: multi-label (every example), single-label (examples with exactly one target: the model's top
+label, mapped to the dataset's targets, is the prediction; a top label outside them counts as
+``other``, and ``outside`` keeps which labels those were; for a rendered corpus also by what the one
+part plays: single notes, phrases, score lines, drums), grouped (targets and labels mapped to
+families, or to the groups of a mapping file), frame-level (examples with known segments), composer
+(models with a composer head, examples with a known composer) and, with ``windows``, N random 5-s
+windows per file beside the whole-file scores.
 """
 
 from __future__ import annotations
