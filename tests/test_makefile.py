@@ -23,7 +23,11 @@ def test_setup_installs_every_debian_package_the_sources_need():
 
 
 def test_make_model_renders_both_corpora_with_every_source():
-    synths = [line.split() for line in _commands("model").splitlines() if " synth " in line]
+    commands = _commands("model")
+    synths = [line.split() for line in commands.splitlines() if " synth " in line]
     assert [line[line.index("--preset") + 1] for line in synths] == ["default", "notes"]
     for line in synths:
         assert {"--festival", "--extra", "--sinsy", "--soundfont", "--train-on-holdout"} <= set(line)
+        assert ("--sfz", "build/npm-banks") in set(zip(line, line[1:]))  # the npm libraries since v0.13.0
+    fetch = commands.index("fetch-banks --out build/npm-banks")
+    assert fetch < commands.index(" synth ")
