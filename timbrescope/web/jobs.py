@@ -17,11 +17,12 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from timbrescope.errors import TimbrescopeError
-from timbrescope.inference import Recognizer
+from timbrescope.inference import Recognizer, blas_on_one_thread
 
 
 class QueueFull(TimbrescopeError):
@@ -94,6 +95,10 @@ class JobQueue:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._seconds = 1.0  # a running mean of job times, for Retry-After
+        # NumPy's BLAS held to one thread from here, the creating thread: a limit that a worker sets does not
+        # reach the threads its identify starts (OpenBLAS), whose mel products then differ from the CLI's.
+        self._blas = ExitStack()
+        self._blas.enter_context(blas_on_one_thread())
         self._threads = [threading.Thread(target=self._work, name=f"identify-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -137,6 +142,7 @@ class JobQueue:
             self._queue.put(None)
         for thread in self._threads:
             thread.join()
+        self._blas.close()
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
