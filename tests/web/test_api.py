@@ -235,32 +235,6 @@ def test_a_failed_or_slow_analysis_is_a_one_line_error_and_its_file_goes(library
         queue.close()
 
 
-def test_the_job_queue_holds_numpy_blas_to_one_thread_for_its_identify_calls(example, monkeypatch):
-    """A BLAS limit that a worker thread sets does not reach the threads its identify starts (OpenBLAS): the
-    queue holds it from the thread that creates it, so the server's mel products run as the CLI's do, and
-    gives the caller's setting back when it closes."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    from timbrescope import inference
-
-    def blas_threads() -> set[int]:
-        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
-
-    seen = []
-    log_mel = inference.log_mel
-    monkeypatch.setattr(inference, "log_mel", lambda *a: seen.append(blas_threads()) or log_mel(*a))
-    with threadpool_limits(2, user_api="blas"):
-        queue = JobQueue(Recognizer(), workers=1, capacity=2, timeout_seconds=60.0)
-        try:
-            job = queue.submit("example.wav", example, False, 12.0)
-            assert job.done.wait(60) and job.status == "done"
-        finally:
-            queue.close()
-        after = blas_threads()
-    assert seen and all(threads == {1} for threads in seen)
-    assert after == {2}
-
-
 def test_cors_is_off_unless_asked_for(recognizer):
     origin = {"Origin": "https://example.org"}
     with _client(recognizer) as client:
