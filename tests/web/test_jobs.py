@@ -1,24 +1,19 @@
 """The job queue behind `serve`: what it holds for the identify calls it runs (a module of its own, so that no
 other queue of the web tests is open beside it)."""
 
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-from timbrescope import inference
 from timbrescope.inference import Recognizer
 from timbrescope.web.jobs import JobQueue
 
+from blas_threads import blas_threads, blas_threads_at_each_log_mel
+
 
 def test_the_job_queue_holds_numpy_blas_to_one_thread_for_its_identify_calls(example, monkeypatch):
-    """A BLAS limit that a worker thread sets does not reach the threads its identify starts (OpenBLAS): the
-    queue holds it from the thread that creates it, so the server's mel products run as the CLI's do, and
-    gives the caller's setting back when it closes."""
-
-    def blas_threads() -> set[int]:
-        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
-
-    seen = []
-    log_mel = inference.log_mel
-    monkeypatch.setattr(inference, "log_mel", lambda *a: seen.append(blas_threads()) or log_mel(*a))
+    """A BLAS limit set from a worker thread was seen not to hold in the threads its identify starts (two BLAS
+    threads there, OpenBLAS): the queue holds it from the thread that creates it, so the server's mel products
+    run as the CLI's do, and gives the caller's setting back when it closes."""
+    seen = blas_threads_at_each_log_mel(monkeypatch)
     with threadpool_limits(2, user_api="blas"):
         queue = JobQueue(Recognizer(), workers=1, capacity=2, timeout_seconds=60.0)
         try:

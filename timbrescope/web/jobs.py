@@ -95,8 +95,8 @@ class JobQueue:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._seconds = 1.0  # a running mean of job times, for Retry-After
-        # NumPy's BLAS held to one thread from here, the creating thread: a limit that a worker sets does not
-        # reach the threads its identify starts (OpenBLAS), whose mel products then differ from the CLI's.
+        # NumPy's BLAS held to one thread from here, the creating thread: a limit set from a worker was seen not to
+        # hold in the threads its identify starts (OpenBLAS), whose mel products then differ from the CLI's.
         self._blas = ExitStack()
         self._blas.enter_context(blas_on_one_thread())
         self._threads = [threading.Thread(target=self._work, name=f"identify-{i}", daemon=True)
