@@ -221,3 +221,37 @@ def test_train_step_times_each_configuration_in_every_process():
         seconds = [float(s) for s in row[1].split(" / ")]
         assert len(seconds) == 2 and all(s > 0 for s in seconds)
         assert abs(float(row[2].rstrip(" |")) - 250 * sum(seconds) / 2) <= 0.5 + 250 * 0.0005  # both rounded
+
+
+def test_seed_spread_writes_each_member_as_the_network_the_ensemble_averages(tmp_path):
+    """benchmarks/seed_spread.py: the members written out are the ensemble's networks (their probabilities average
+    to its own), with its thresholds and decision rule; a checkpoint that is not an ensemble is refused."""
+    import torch
+
+    from timbrescope.models.checkpoint import save_checkpoint
+    from timbrescope.models.registry import create_model
+    from timbrescope.timeline import DecisionRule
+
+    module = _script("seed_spread")
+    labels = ["piano", "violin", "voice"]
+    config = {"labels": labels, "widths": [8, 16, 16, 16]}
+    torch.manual_seed(0)
+    ensemble = create_model("ensemble", labels=labels, members=[{"model": "timbrenet", "config": config}] * 2).eval()
+    rule = DecisionRule(clip_floor=0.3)
+    save_checkpoint(tmp_path / "pair.ckpt", ensemble, "ensemble", [0.3, 0.4, 0.5], [0.2, 0.3, 0.4], {}, rule)
+    written = module.member_checkpoints(tmp_path / "pair.ckpt", tmp_path)
+    assert [path.name for path in written] == ["pair-member1.ckpt", "pair-member2.ckpt"]
+    logmel = torch.randn(2, 64, 150)
+    probabilities = []
+    for path in written:
+        member, meta = load_checkpoint(path)
+        assert meta["model"] == "timbrenet" and meta["thresholds"] == [0.3, 0.4, 0.5]
+        assert meta["frame_thresholds"] == [0.2, 0.3, 0.4] and meta["decision"]["clip_floor"] == 0.3
+        with torch.no_grad():
+            probabilities.append(torch.sigmoid(member.forward_features(logmel)["clip_logits"]))
+    assert not torch.allclose(probabilities[0], probabilities[1])
+    with torch.no_grad():
+        together = torch.sigmoid(ensemble.forward_features(logmel)["clip_logits"])
+    torch.testing.assert_close(together, (probabilities[0] + probabilities[1]) / 2, atol=1e-5, rtol=1e-4)
+    with pytest.raises(SystemExit, match="not an ensemble"):
+        module.member_checkpoints(written[0], tmp_path)
