@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from timbrescope.data.specs import open_dataset
-from timbrescope.evaluate.evaluation import Scored, _single_label, score_examples
+from timbrescope.evaluate.evaluation import Scored, score_examples, single_label_predictions
 from timbrescope.inference import Recognizer
 
 SUBSETS = 200  # at most this many sets of one size are scored (drawn at random, seed 0, when there are more)
@@ -68,7 +68,7 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a label no member has: all-NaN column
             mean = np.nan_to_num(np.nanmean([scores[n] for n in names], axis=0), nan=-1.0)
-        truth, predicted, _, _ = _single_label(Scored(examples, mean, []), targets, labels)
+        truth, predicted, _, _ = single_label_predictions(Scored(examples, mean, []), targets, labels)
         return np.array(truth), np.array(truth) == np.array(predicted)
 
     def top1(*names: str) -> float:

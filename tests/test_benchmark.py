@@ -255,3 +255,27 @@ def test_seed_spread_writes_each_member_as_the_network_the_ensemble_averages(tmp
     torch.testing.assert_close(together, (probabilities[0] + probabilities[1]) / 2, atol=1e-5, rtol=1e-4)
     with pytest.raises(SystemExit, match="not an ensemble"):
         module.member_checkpoints(written[0], tmp_path)
+
+
+def test_paired_judge_counts_the_split_recordings_and_bounds_the_lead():
+    """benchmarks/paired_judge.py: McNemar's exact p from the recordings only one model gets right, a label average
+    that weighs each label once, and bootstrap intervals that hold the lead (and exclude 0 when the candidate wins
+    every split recording of many)."""
+    import numpy as np
+
+    module = _script("paired_judge")
+    truth = np.array(["a"] * 8 + ["b"] * 2)
+    baseline = np.array([True] * 4 + [False] * 4 + [True, True])
+    assert module.label_average(truth, baseline, np.arange(10)[None, :]).tolist() == [0.75]  # (4/8 + 2/2) / 2
+    assert module.mcnemar(baseline, baseline) == (0, 0, 1.0)
+    candidate = baseline.copy()
+    candidate[4:8] = True  # four recordings only the candidate gets right
+    assert module.mcnemar(baseline, candidate) == (0, 4, 0.125)  # 2 * 0.5 ** 4
+    candidate[0] = False
+    only_baseline, only_candidate, p = module.mcnemar(baseline, candidate)
+    assert (only_baseline, only_candidate) == (1, 4) and p == pytest.approx(0.375)  # 2 * (1 + 5) / 32
+    many = np.array(["a"] * 100)
+    low, high = module.lead_intervals(many, np.zeros(100, bool), np.arange(100) < 30)["top-1"]
+    assert 0 < low < 0.3 < high < 0.45
+    same = module.lead_intervals(truth, baseline, baseline)
+    assert same == {"top-1": (0.0, 0.0), "over labels": (0.0, 0.0)}

@@ -163,7 +163,7 @@ def _views(recognizer, scored: Scored, groups: dict[str, list[str]] | None) -> t
         metrics["multi_label"] = multi_label_metrics(scorable, truth, score, pred, mask)
         metrics["detection"] = _detection(scored, members, detected)
         details["roc"] = roc_curves(scorable, truth, score, mask)
-        single = _single_label(scored, scorable, labels)
+        single = single_label_predictions(scored, scorable, labels)
         if single:
             expected, predicted, top3, top = single
             metrics["single_label"] = {**single_label_metrics(expected, predicted, top3, scorable),
@@ -219,7 +219,8 @@ def _single_label_by_material(scored: Scored, targets: list[str], labels: list[s
     views = {}
     for material in sorted({m for m in materials if m}):
         keep = [i for i, m in enumerate(materials) if m == material]
-        single = _single_label(Scored([scored.examples[i] for i in keep], scored.scores[keep], []), targets, labels)
+        single = single_label_predictions(Scored([scored.examples[i] for i in keep], scored.scores[keep], []),
+                                          targets, labels)
         if single:
             truth, predicted, _, _ = single
             views[material] = {"examples": len(truth),
@@ -261,7 +262,7 @@ def _target_matrices(scored: Scored, targets: list[str], members: dict, detected
     return truth, score, pred, mask.astype(bool)
 
 
-def _single_label(scored: Scored, targets: list[str], labels: list[str]):
+def single_label_predictions(scored: Scored, targets: list[str], labels: list[str]):
     """(truth, predicted, top-3 hits, the model's own top label) over examples with exactly one target and full
     annotation; ``predicted`` is the top label as a target (or ``other``)."""
     truth, predicted, top3, top = [], [], [], []
