@@ -13,10 +13,12 @@ realdev is never an input. Prints Markdown.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 from timbrescope.data.specs import open_dataset
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import score_examples
 from timbrescope.evaluate.thresholds import tune_thresholds
 from timbrescope.inference import Recognizer
@@ -69,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/clip_floor.py"))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from timbrescope.errors import reported
 from timbrescope.fileio import atomic_write_text
 from timbrescope.synth.npm_banks import MANIFEST_COLUMNS, csv_text
 
@@ -104,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/debian_samples.py"))

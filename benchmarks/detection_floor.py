@@ -10,10 +10,12 @@ rendered validation splits of the two corpora. Prints Markdown (docs/notebook/EX
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 from clip_floor import micro, scored  # benchmarks/clip_floor.py: one split's scores and truth, micro P / R / F1
+from timbrescope.errors import reported
 from timbrescope.inference import Recognizer
 
 DEFAULT_DATA = ["manifest:build/holdout/MANIFEST.csv:all", "out/corpus-default:validation",
@@ -40,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/detection_floor.py"))

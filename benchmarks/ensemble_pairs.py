@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from timbrescope.data.specs import open_dataset
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import Scored, score_examples, single_label_predictions
 from timbrescope.inference import Recognizer
 
@@ -101,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/ensemble_pairs.py"))

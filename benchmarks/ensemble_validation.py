@@ -10,11 +10,13 @@ trains a shipped average with `[model] members`).
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 from timbrescope.data.specs import open_dataset
 from timbrescope.data.targets import clip_target
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import score_examples
 from timbrescope.evaluate.metrics import mean_average_precision
 from timbrescope.inference import Recognizer
@@ -52,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/ensemble_validation.py"))

@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from timbrescope.errors import reported
 from timbrescope.inference import Recognizer
 from timbrescope.synth.multisample import SAMPLE_RATE, Instrument, faust_take
 from timbrescope.taxonomy import PLAYABLE_RANGE
@@ -79,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "benchmarks/faust_models.py"))

@@ -43,6 +43,7 @@ import torch
 
 from timbrescope.data.clips import CLIP_SECONDS, SkipLog
 from timbrescope.data.specs import open_dataset
+from timbrescope.errors import reported
 from timbrescope.models import create_model
 from timbrescope.models.checkpoint import export_checkpoint, save_checkpoint
 from timbrescope.timeline import DecisionRule
@@ -222,4 +223,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/gpu_search.py"))

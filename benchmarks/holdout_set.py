@@ -7,9 +7,11 @@ Then score a model on it: python benchmarks/realdev_accuracy.py --manifest build
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
 
+from timbrescope.errors import reported
 from timbrescope.synth.holdout import build_holdout_set
 
 
@@ -25,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/holdout_set.py"))

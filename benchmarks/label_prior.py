@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from collections import Counter
 from pathlib import Path
 
 from timbrescope.data.specs import open_dataset
+from timbrescope.errors import reported
 from timbrescope.inference import Recognizer
 from timbrescope.train.loop import without_banks
 
@@ -54,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/label_prior.py"))

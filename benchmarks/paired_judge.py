@@ -12,12 +12,14 @@ comparison of these two trained models; the seed moves it as well (`seed_spread.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import binomtest
 
 from timbrescope.data.specs import open_dataset
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import score_examples, single_label_predictions
 from timbrescope.inference import Recognizer
 
@@ -92,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/paired_judge.py"))

@@ -12,8 +12,10 @@ are for validation only: nothing is trained, tuned or chosen on them.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import evaluate
 from timbrescope.inference import Recognizer
 
@@ -59,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/realdev_accuracy.py"))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import evaluate
 from timbrescope.inference import Recognizer
 from timbrescope.models.checkpoint import load_checkpoint, save_checkpoint
@@ -66,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/seed_spread.py"))

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from timbrescope.audio.io import load
+from timbrescope.errors import reported
 from timbrescope.fileio import atomic_write_text
 from timbrescope.synth.render import sounding_intervals
 from timbrescope.synth.npm_banks import MANIFEST_COLUMNS, csv_text
@@ -77,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/short_notes.py"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from timbrescope.data.specs import open_dataset
+from timbrescope.errors import reported
 from timbrescope.evaluate.evaluation import evaluate
 from timbrescope.inference import Recognizer
 from timbrescope.train.loop import TrainConfig, train
@@ -139,4 +141,4 @@ def _fmt(value: float | None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/source_ablation.py"))

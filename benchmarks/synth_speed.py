@@ -10,6 +10,7 @@ running `timbrescope synth --preset default` itself.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from machine import describe
 
+from timbrescope.errors import reported
 from timbrescope.synth.corpus import BANK_CACHE, ClipJob, Settings, bank_coverage, render_clip, resolve_preset
 from timbrescope.synth.render import Renderer
 
@@ -49,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/synth_speed.py"))

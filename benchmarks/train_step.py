@@ -17,10 +17,12 @@ import argparse
 import json
 import multiprocessing
 import statistics
+import sys
 import time
 
 from machine import describe
 
+from timbrescope.errors import reported
 from timbrescope.train.recipe import TrainConfig, resolve_recipe
 
 WARMUP = 5  # steps left out of the median
@@ -80,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/train_step.py"))

@@ -279,3 +279,17 @@ def test_paired_judge_counts_the_split_recordings_and_bounds_the_lead():
     assert 0 < low < 0.3 < high < 0.45
     same = module.lead_intervals(truth, baseline, baseline)
     assert same == {"top-1": (0.0, 0.0), "over labels": (0.0, 0.0)}
+
+
+def test_a_benchmark_script_reports_a_missing_model_in_one_line(tmp_path):
+    """benchmarks/*.py run through errors.reported: a TimbrescopeError is one stderr line and exit code 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "realdev_accuracy.py"), "--checkpoint",
+                           str(tmp_path / "missing.onnx")], capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"benchmarks/realdev_accuracy.py: error: {tmp_path / 'missing.onnx'}: "
+                                                "no such model"]

@@ -15,9 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from timbrescope import __version__
-from timbrescope.errors import ParameterError, TimbrescopeError
-
-EXIT_USAGE_OR_DATA = 2
+from timbrescope.errors import EXIT_USAGE_OR_DATA, ParameterError, TimbrescopeError, reported
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -492,17 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
-    try:
-        return run(args)
-    except TimbrescopeError as exc:
-        print(f"timbrescope: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE_OR_DATA
-    except KeyboardInterrupt:
-        print("timbrescope: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return reported(lambda: run(args), "timbrescope")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,16 @@
 """One exception family for every user-facing failure.
 
-The CLI turns any ``TimbrescopeError`` into a one-line message on stderr and exit code 2.
+The CLI and the benchmark scripts run through ``reported``, which turns any ``TimbrescopeError`` into a one-line
+message on stderr and exit code 2.
 """
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+EXIT_USAGE_OR_DATA = 2
 
 
 class TimbrescopeError(Exception):
@@ -22,3 +31,19 @@ class DataError(TimbrescopeError):
 
 class ModelError(TimbrescopeError):
     """A model or checkpoint cannot be built, loaded or used."""
+
+
+def reported(run: Callable[[], int | None], program: str) -> int:
+    """The exit code of ``run()`` (0 for None); a ``TimbrescopeError`` becomes ``PROGRAM: error: …`` on stderr and
+    code 2, Ctrl-C code 130, and output piped into a reader that stops early (``head``) ends quietly with 0."""
+    try:
+        return run() or 0
+    except TimbrescopeError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE_OR_DATA
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
