@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+import child
 from machine import describe
+
+from timbrescope.errors import reported
 
 TARGET_SR = 16_000
 SOURCE_SR = 44_100
@@ -82,8 +84,7 @@ def _encode(path: Path, codec: str, rate: int, minute: np.ndarray, minutes: int,
 
 
 def measure(path: Path, mode: str) -> dict:
-    result = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", _MEASURE, str(path), mode],
-                            capture_output=True, text=True, check=True)
+    result = child.run(["taskset", "-c", "0", sys.executable, "-c", _MEASURE, str(path), mode])
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -110,5 +111,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     started = time.perf_counter()
-    main()
-    print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
+    code = reported(main, "benchmarks/audio_io.py")
+    if not code:
+        print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
+    sys.exit(code)

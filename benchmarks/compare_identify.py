@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from timbrescope.errors import DataError, reported
 
 
 def rows(path: str) -> dict[str, dict]:
+    """An `identify --json` file's rows by the path below realdev/ or demo/."""
     out = {}
-    for line in open(path):
-        row = json.loads(line)
-        out[row["path"].split("realdev/")[-1].split("demo/")[-1]] = row
+    try:
+        with open(path) as lines:
+            for number, line in enumerate(lines, 1):
+                row = json.loads(line)
+                out[row["path"].split("realdev/")[-1].split("demo/")[-1]] = row
+    except OSError as exc:
+        raise DataError(f"{path}: {exc.strerror}") from exc
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}, line {number}: not a row of `identify --json`") from exc
     return out
 
 
@@ -27,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     before, after = rows(args.before), rows(args.after)
     if before.keys() != after.keys():
-        raise SystemExit(f"error: the two runs cover other files ({len(before)} and {len(after)})")
+        raise DataError(f"the two runs cover other files ({len(before)} and {len(after)})")
     worst, segments, durations, errors = 0.0, [], [], []
     for key, old in before.items():
         new = after[key]
@@ -43,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/compare_identify.py"))

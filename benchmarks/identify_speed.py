@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import child
 from machine import describe
+
+from timbrescope.errors import reported
 
 _WRITE = """
 import sys, numpy as np, soundfile as sf
@@ -40,7 +42,7 @@ def cli(paths: list[Path], model: str | None) -> tuple[float, list[dict]]:
     command = [sys.executable, "-m", "timbrescope.cli", "identify", "--json", *map(str, paths)]
     command += ["--checkpoint", model] if model else []
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = child.run(command)
     return time.perf_counter() - started, [json.loads(line) for line in done.stdout.splitlines()]
 
 
@@ -51,8 +53,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         long, clip = Path(tmp) / "long.wav", Path(tmp) / "clip.wav"
-        subprocess.run([sys.executable, "-c", _WRITE, str(long), str(args.minutes * 60)], check=True)
-        subprocess.run([sys.executable, "-c", _WRITE, str(clip), "10"], check=True)
+        child.run([sys.executable, "-c", _WRITE, str(long), str(args.minutes * 60)])
+        child.run([sys.executable, "-c", _WRITE, str(clip), "10"])
         cli([clip], args.checkpoint)  # warm the page cache and Python's bytecode cache
         seconds, rows = cli([long], args.checkpoint)
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -75,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/identify_speed.py"))

@@ -21,13 +21,18 @@ from pathlib import Path
 import librosa
 import numpy as np
 
+from timbrescope.audio import info
+from timbrescope.errors import DataError, reported
+
 SAMPLE_RATE = 16000
 SECONDS = 2.0
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff"}
 
 
 def onset_excerpt(path: Path) -> np.ndarray:
-    """``[SECONDS * SAMPLE_RATE]`` float32 of unit energy: mono, resampled, leading silence trimmed, padded."""
+    """``[SECONDS * SAMPLE_RATE]`` float32 of unit energy: mono, resampled, leading silence trimmed, padded.
+    A file that cannot be decoded raises ``AudioError`` (``info`` reads its header first)."""
+    info(path)
     audio, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True, duration=8.0)
     audio, _ = librosa.effects.trim(audio, top_db=40)
     audio = np.diff(audio, n=2)  # +12 dB per octave: upper partials and noise, not the fundamental, decide
@@ -42,15 +47,14 @@ def peak_correlations(candidate: np.ndarray, references_fft: np.ndarray, n_fft: 
     return np.abs(np.fft.irfft(references_fft * np.fft.rfft(candidate[::-1], n_fft), n_fft)).max(axis=1)
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="folders of candidate audio (searched recursively)")
     parser.add_argument("--realdev", type=Path, default=Path("../shared/realdev/MANIFEST.csv"))
     parser.add_argument("--threshold", type=float, default=0.5)
     args = parser.parse_args()
     if not args.realdev.is_file():
-        print(f"error: realdev manifest {args.realdev} not found", file=sys.stderr)
-        return 2
+        raise DataError(f"realdev manifest {args.realdev} not found")
     with open(args.realdev, newline="") as fh:
         rows = list(csv.DictReader(fh))
     n_fft = 2 * int(SECONDS * SAMPLE_RATE)
@@ -71,8 +75,7 @@ def main() -> int:
         hits = sum(score >= args.threshold for score, *_ in best)
         score, name, match = best[0]
         print(f"| {folder.name} | {len(files)} | {hits} | {score:.2f}, {name} ~ {match} |", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "benchmarks/realdev_overlap.py"))

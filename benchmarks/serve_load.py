@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -27,6 +28,10 @@ import httpx
 import numpy as np
 import psutil
 import soundfile as sf
+
+import child
+
+from timbrescope.errors import TimbrescopeError, reported
 
 
 def clip_bytes(seconds: float = 10.0, sr: int = 44100) -> bytes:
@@ -41,23 +46,30 @@ def clip_bytes(seconds: float = 10.0, sr: int = 44100) -> bytes:
 
 @contextmanager
 def server(*options: str):
+    """A `timbrescope serve` on a free loopback port, once it answers: ``(url, psutil.Process)``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "timbrescope", "serve", "--port", str(port), *options],
-                               stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                httpx.get(f"{url}/api/v1/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(30)
+    command = [sys.executable, "-m", "timbrescope", "serve", "--port", str(port), *options]
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: nobody reads the server's log as it runs
+        process = subprocess.Popen(command, stderr=errors)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                if process.poll() is not None:
+                    errors.seek(0)
+                    raise TimbrescopeError(child.failure(command, process.returncode, errors.read()))
+                try:
+                    httpx.get(f"{url}/api/v1/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                raise TimbrescopeError(f"timbrescope serve did not answer on {url} within 60 s")
+            yield url, psutil.Process(process.pid)
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 def load(url: str, clip: bytes, clients: int, requests: int) -> tuple[list[float], Counter, list[str], float]:
@@ -129,4 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/serve_load.py"))

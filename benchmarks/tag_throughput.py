@@ -28,6 +28,10 @@ import psutil
 import pyarrow.parquet as pq
 import soundfile as sf
 
+import child
+
+from timbrescope.errors import TimbrescopeError, reported
+
 SR = 22050
 
 _BASELINE = """
@@ -62,34 +66,38 @@ def write_files(folder: Path, count: int, seconds: float, name: str) -> list[Pat
 
 def baseline(paths: list[Path]) -> tuple[float, float]:
     """(seconds, seconds of audio) of a warm Recognizer over ``paths`` on one core."""
-    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", _BASELINE, *map(str, paths)],
-                          capture_output=True, text=True, check=True)
+    done = child.run(["taskset", "-c", "0", sys.executable, "-c", _BASELINE, *map(str, paths)])
     wall, audio = map(float, done.stdout.split())
     return wall, audio
 
 
 def run_tag(folder: Path, out: Path, *options: str) -> tuple[float, dict[int, int]]:
     """Wall seconds of a `tag` run and the peak RSS (bytes) of each of its worker processes."""
-    process = subprocess.Popen([sys.executable, "-m", "timbrescope", "tag", str(folder), "--out", str(out),
-                                "--quiet", *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "timbrescope", "tag", str(folder), "--out", str(out), "--quiet", *options]
     peaks: dict[int, int] = {}
-    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: Ray's workers write much to stderr
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        started = time.perf_counter()
 
-    def watch() -> None:
-        parent = psutil.Process(process.pid)
-        while process.poll() is None:
-            try:
-                for child in parent.children(recursive=True):
-                    peaks[child.pid] = max(peaks.get(child.pid, 0), child.memory_info().rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
+        def watch() -> None:
+            parent = psutil.Process(process.pid)
+            while process.poll() is None:
+                try:
+                    for worker in parent.children(recursive=True):
+                        peaks[worker.pid] = max(peaks.get(worker.pid, 0), worker.memory_info().rss)
+                except psutil.Error:
+                    pass
+                time.sleep(0.2)
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    process.wait()
-    watcher.join()
-    return time.perf_counter() - started, peaks
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        process.wait()
+        watcher.join()
+        wall = time.perf_counter() - started
+        if process.returncode:
+            errors.seek(0)
+            raise TimbrescopeError(child.failure(command, process.returncode, errors.read()))
+    return wall, peaks
 
 
 def main() -> None:
@@ -129,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "benchmarks/tag_throughput.py"))

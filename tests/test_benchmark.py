@@ -293,3 +293,44 @@ def test_a_benchmark_script_reports_a_missing_model_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"benchmarks/realdev_accuracy.py: error: {tmp_path / 'missing.onnx'}: "
                                                 "no such model"]
+
+
+def test_a_benchmark_child_that_fails_is_one_error_line_with_its_last_stderr_line():
+    """benchmarks/child.py: a child's non-zero exit raises with the program and its last stderr line."""
+    import sys
+
+    from timbrescope.errors import TimbrescopeError
+
+    child = _script("child")
+    assert child.run([sys.executable, "-c", "print('fine')"]).stdout == "fine\n"
+    with pytest.raises(TimbrescopeError, match=r"^python[\d.]* exited with code 3: ValueError: bad$"):
+        child.run([sys.executable, "-c", "import sys; print('first', file=sys.stderr); "
+                   "print('ValueError: bad', file=sys.stderr); sys.exit(3)"])
+    assert child.failure([sys.executable, "-m", "timbrescope", "serve"], 1, "") == "timbrescope exited with code 1"
+
+
+@pytest.mark.parametrize("script, arguments, message", [
+    ("identify_speed", ["--minutes", "0.05", "--checkpoint", "{tmp}/missing.onnx"],
+     "timbrescope.cli exited with code 2: timbrescope: error: {tmp}/missing.onnx: no such model"),
+    ("compare_identify", ["{tmp}/missing.jsonl", "{tmp}/one.jsonl"],
+     "{tmp}/missing.jsonl: No such file or directory"),
+    ("compare_identify", ["{tmp}/one.jsonl", "{tmp}/other.jsonl"], "the two runs cover other files (1 and 2)"),
+    ("compare_identify", ["{tmp}/one.jsonl", "{tmp}/bad.jsonl"],
+     "{tmp}/bad.jsonl, line 2: not a row of `identify --json`"),
+    ("realdev_overlap", ["{tmp}", "--realdev", "{tmp}/none.csv"], "realdev manifest {tmp}/none.csv not found"),
+])
+def test_subprocess_benchmarks_report_bad_input_in_one_line(tmp_path, script, arguments, message):
+    """The benchmarks that run children or read files: bad input is one stderr line and exit code 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "one.jsonl").write_text('{"path": "realdev/a.wav"}\n')
+    (tmp_path / "other.jsonl").write_text('{"path": "realdev/a.wav"}\n{"path": "realdev/b.wav"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"path": "realdev/a.wav"}\n[1, 2]\n')
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / f"{script}.py"),
+                           *(a.format(tmp=tmp_path) for a in arguments)],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"benchmarks/{script}.py: error: {message.format(tmp=tmp_path)}"]
