@@ -40,7 +40,7 @@ NPM_BANKS := build/npm-banks
 # (benchmarks/holdout_set.py): make model HOLDOUT_ARG= MODEL_CORPUS=out/nh/corpus-default
 # NOTES_CORPUS=out/nh/corpus-notes MODEL_OUT=build/nh.ckpt
 HOLDOUT_ARG ?= --train-on-holdout
-# The shipped model's training recipe (timbrescope/recipes/default.toml): 3-s crops that keep a note's
+# The shipped model's training recipe (timbrescope/recipes/default.toml): 2-s crops that keep a note's
 # onset, 26 epochs of the 25,000 clips (corpus + notes), two networks (seeds 3 and 4) averaged, on two threads;
 # clip thresholds from 0.30 up; the export runs the temporal convolutions in 8 bits.
 MODEL_RECIPE ?= default

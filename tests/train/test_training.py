@@ -354,7 +354,7 @@ def test_train_learning_curve_and_benchmark_train_the_recipe_they_are_given(corp
 def test_recipes_resolve_files_names_and_overrides_with_clear_errors(tmp_path):
     shipped = resolve_recipe("default")
     assert shipped.data == "out/corpus-default" and shipped.config.extra_train == ("out/corpus-notes",)
-    assert (shipped.config.epochs, shipped.config.crop_seconds, shipped.config.seed) == (26, 3.0, 3)
+    assert (shipped.config.epochs, shipped.config.crop_seconds, shipped.config.seed) == (26, 2.0, 3)
     again = resolve_recipe(shipped.to_dict())
     assert again == shipped
     changed = resolve_recipe("default", ["schedule.epochs=3", "data.spec=elsewhere", "schedule.budget_minutes=2"])
