@@ -15,7 +15,7 @@ Layers (data flows one way):
 - ``timbrescope.cli``        the ``timbrescope`` command (a thin wrapper)
 """
 
-__version__ = "0.13.0"
+__version__ = "0.14.0"
 
 __all__ = ["Recognizer", "identify", "__version__"]
 

@@ -274,7 +274,8 @@ def test_shipped_onnx_model_is_the_shipped_checkpoint_and_runs_without_torch(exa
 def test_shipped_model_was_trained_by_the_default_recipe():
     """`make model` trains `timbrescope/recipes/default.toml`: the shipped checkpoint records exactly that recipe
     (keys added to recipes since it was trained read as their defaults, which train as before). The corpora are
-    `make model`'s by name: v0.13.0's run rendered them into `out/npm/` (docs/notebook, session 55)."""
+    compared by folder name, as a model trained on corpora rendered elsewhere records them (v0.13.0's in `out/npm/`;
+    v0.14.0 is `make model` run in a fresh clone, docs/notebook, session 58)."""
     from timbrescope.inference import default_model_path
     from timbrescope.models.checkpoint import load_checkpoint
     from timbrescope.train.recipe import resolve_recipe
