@@ -208,12 +208,15 @@ def test_train_step_times_each_configuration_in_every_process():
     import sys
     from pathlib import Path
 
+    from timbrescope.train.recipe import resolve_recipe
+
     script = Path(__file__).parents[1] / "benchmarks" / "train_step.py"
     done = subprocess.run([sys.executable, str(script), "--config", '{"widths": [8, 8, 8, 8]}', "--config",
                            '{"widths": [8, 8, 8, 8], "top_blocks": 1}', "--processes", "2", "--steps", "2",
                            "--batch", "100"], capture_output=True, text=True, timeout=300, check=True)
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("training step of timbrenet, batch 100 of 3 s, 2 process(es) at once")
+    crop = resolve_recipe("default").config.crop_seconds  # the shipped recipe's crops (2 s since v0.14.0)
+    assert lines[0].startswith(f"training step of timbrenet, batch 100 of {crop:g} s, 2 process(es) at once")
     assert "epoch of 250 steps" in lines[2]
     rows = [line.split(" | ") for line in lines if line.startswith("| `{")]
     assert [row[0] for row in rows] == ['| `{"widths": [8, 8, 8, 8]}`', '| `{"widths": [8, 8, 8, 8], "top_blocks": 1}`']

@@ -147,6 +147,15 @@ def test_a_missing_engine_is_a_one_line_error_and_leaves_nothing(tmp_path, only,
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_a_missing_jack_engine_is_a_one_line_error_from_the_jack_lane_and_the_others_are_built(tmp_path, only):
+    absent = replace(_instrument("yc20_combo"), name="absent_organ", source=("jack", ("no-such-engine",), (), -1))
+    only(absent, _instrument("grandorgue_flutes"))
+    with pytest.raises(DataError, match="^absent_organ needs no-such-engine: install the Debian packages jackd2 and "
+                                        "foo-yc20$"):
+        multisample_banks(tmp_path, [], Renderer)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["grandorgue_flutes"]  # built beside it; no debris
+
+
 def test_a_note_that_hangs_after_all_notes_off_fails_the_build():
     with pytest.raises(DataError, match="a note hung"):
         multisample._check_silent_after(INSTRUMENTS[0], np.full(44_100, 0.01, np.float32))

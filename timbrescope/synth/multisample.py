@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,20 +165,36 @@ DI_GUITARS = ("strat_di:strat_di_low", "strat_di:strat_di_high")
 def multisample_banks(cache: Path, banks: list[Bank], renderer_factory) -> list[Bank]:
     """The train banks of ``INSTRUMENTS``, built into ``cache`` on first use (one folder each, written under a
     temporary name and renamed when complete). The ``reamp`` ones play the ``DI_GUITARS`` found among
-    ``banks`` (train split; none found: no reamp banks); ``renderer_factory(sr)`` makes the Renderer."""
+    ``banks`` (train split; none found: no reamp banks); ``renderer_factory(sr)`` makes the Renderer.
+    The JACK instruments build one after another in a process of their own (bristol's play in real time, waiting
+    on the clock) while this one builds the others."""
     by_name = {bank.name: bank for bank in banks if bank.split == "train"}
     guitars = [by_name[name] for name in DI_GUITARS if name in by_name]
-    banks = []
-    for instrument in INSTRUMENTS:
-        if instrument.source[0] == "reamp" and not guitars:
-            continue
-        folder = Path(cache) / instrument.name
-        sfz = folder / f"{instrument.name}.sfz"
-        if not sfz.is_file():
-            _build(instrument, folder, guitars, renderer_factory)
-        banks.append(Bank(instrument.name, sfz, "sfizz", "train", (instrument.label,), instrument.package,
-                          instrument.licence))
-    return banks
+    chosen = [instrument for instrument in INSTRUMENTS if instrument.source[0] != "reamp" or guitars]
+    missing = [instrument for instrument in chosen if not _sfz(cache, instrument).is_file()]
+    live = [instrument for instrument in missing if instrument.source[0] == "jack"]
+    with ExitStack() as stack:
+        if live:
+            lane = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn")))
+            built = lane.submit(_build_each, live, Path(cache))
+        for instrument in missing:
+            if instrument not in live:
+                _build(instrument, Path(cache) / instrument.name, guitars, renderer_factory)
+        if live:
+            built.result()
+    return [Bank(instrument.name, _sfz(cache, instrument), "sfizz", "train", (instrument.label,), instrument.package,
+                 instrument.licence) for instrument in chosen]
+
+
+def _sfz(cache: Path, instrument: Instrument) -> Path:
+    return Path(cache) / instrument.name / f"{instrument.name}.sfz"
+
+
+def _build_each(instruments: list[Instrument], cache: Path) -> None:
+    """``_build`` of each of ``instruments`` (no reamp ones) in turn: the JACK lane of ``multisample_banks``."""
+    for instrument in instruments:
+        _build(instrument, cache / instrument.name, [], None)
 
 
 def _build(instrument: Instrument, folder: Path, guitars: list[Bank], renderer_factory) -> None:
@@ -282,6 +298,10 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
     jack.set_error_function(lambda message: None)  # libjack's retries while the server starts
     jack.set_info_function(lambda message: None)
     _, command, outputs, program = instrument.source
+    for program_name in ("jackd", command[0]):
+        if not shutil.which(program_name):
+            raise DataError(f"{instrument.name} needs {program_name}: install the Debian packages jackd2 and "
+                            f"{instrument.package}")
     server = JACK_SERVER
     slot = round(_slot_seconds(instrument) * SAMPLE_RATE)
     hold = round(instrument.hold * SAMPLE_RATE)

@@ -171,7 +171,8 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     _, scores, frames = _evaluate(model, valid_feats, config)
     clip_thresholds, frame_thresholds = _thresholds_of(model, valid_feats, scores, frames, rule)
     first = summaries[0]
-    summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files")},
+    summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files",
+                                              "precision") if key in first},
                "valid_map": round(_validation_map(valid_feats, scores), 5),
                "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": ranks.world,
                "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
