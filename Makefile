@@ -74,8 +74,8 @@ test: setup $(STAMPS)/apt-test
 	$(BIN)/python -m pytest -q
 
 # Renders the default and notes corpora from scratch, then trains the recipe on both (CPU) into the shipped model's
-# place: two member networks side by side (one thread each), averaged. v0.8.0 (run69) is this target run end to end
-# in a fresh clone (42 min 52 s), byte for byte (docs/MODEL.md). The export follows the recipe's [export] rule: the
+# place: two member networks side by side (one thread each), averaged. v0.14.0 is this target run end to end
+# in a fresh clone (1 h 41 min on 2 cores), byte for byte (docs/MODEL.md). The export follows the recipe's [export] rule: the
 # temporal convolutions in 8 bits, calibrated on the default corpus's validation clips (since v0.10.1).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX) $(NPM_BANKS)/BANKS.csv
