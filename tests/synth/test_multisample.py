@@ -150,8 +150,8 @@ def test_a_missing_engine_is_a_one_line_error_and_leaves_nothing(tmp_path, only,
 def test_a_missing_jack_engine_is_a_one_line_error_from_the_jack_lane_and_the_others_are_built(tmp_path, only):
     absent = replace(_instrument("yc20_combo"), name="absent_organ", source=("jack", ("no-such-engine",), (), -1))
     only(absent, _instrument("grandorgue_flutes"))
-    with pytest.raises(DataError, match="^absent_organ needs no-such-engine: install the Debian packages jackd2 and "
-                                        "foo-yc20$"):
+    with pytest.raises(DataError, match=r"^absent_organ needs no-such-engine: install the Debian packages of "
+                                        r"`make setup` \(jackd2, jalv, foo-yc20\)$"):
         multisample_banks(tmp_path, [], Renderer)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["grandorgue_flutes"]  # built beside it; no debris
 

@@ -300,8 +300,8 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
     _, command, outputs, program = instrument.source
     for program_name in ("jackd", command[0]):
         if not shutil.which(program_name):
-            raise DataError(f"{instrument.name} needs {program_name}: install the Debian packages jackd2 and "
-                            f"{instrument.package}")
+            raise DataError(f"{instrument.name} needs {program_name}: install the Debian packages of `make setup` "
+                            f"(jackd2, jalv, {instrument.package})")
     server = JACK_SERVER
     slot = round(_slot_seconds(instrument) * SAMPLE_RATE)
     hold = round(instrument.hold * SAMPLE_RATE)
