@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from timbrescope.errors import TimbrescopeError
@@ -23,3 +26,17 @@ def failure(command: list[str], code: int, stderr: str) -> str:
     program = command[command.index("-m") + 1] if "-m" in command else Path(command[0]).name
     lines = stderr.strip().splitlines()
     return f"{program} exited with code {code}" + (f": {lines[-1]}" if lines else "")
+
+
+@contextmanager
+def started(command: list[str], **options) -> Iterator[tuple[subprocess.Popen, Callable[[], TimbrescopeError]]]:
+    """``(process, failed)``: ``subprocess.Popen(command, **options)`` with its stderr kept in a temporary file (a
+    file, not a pipe: nobody reads it while the child runs), and ``failed()``, the error its exit makes, to raise."""
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(command, stderr=errors, **options)
+
+        def failed() -> TimbrescopeError:
+            errors.seek(0)
+            return TimbrescopeError(failure(command, process.returncode, errors.read()))
+
+        yield process, failed

@@ -16,9 +16,7 @@ import argparse
 import io
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -51,14 +49,12 @@ def server(*options: str):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "timbrescope", "serve", "--port", str(port), *options]
-    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: nobody reads the server's log as it runs
-        process = subprocess.Popen(command, stderr=errors)
+    with child.started(command) as (process, failed):
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(600):
                 if process.poll() is not None:
-                    errors.seek(0)
-                    raise TimbrescopeError(child.failure(command, process.returncode, errors.read()))
+                    raise failed()
                 try:
                     httpx.get(f"{url}/api/v1/health")
                     break

@@ -30,7 +30,7 @@ import soundfile as sf
 
 import child
 
-from timbrescope.errors import TimbrescopeError, reported
+from timbrescope.errors import reported
 
 SR = 22050
 
@@ -75,8 +75,7 @@ def run_tag(folder: Path, out: Path, *options: str) -> tuple[float, dict[int, in
     """Wall seconds of a `tag` run and the peak RSS (bytes) of each of its worker processes."""
     command = [sys.executable, "-m", "timbrescope", "tag", str(folder), "--out", str(out), "--quiet", *options]
     peaks: dict[int, int] = {}
-    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: Ray's workers write much to stderr
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+    with child.started(command, stdout=subprocess.DEVNULL) as (process, failed):
         started = time.perf_counter()
 
         def watch() -> None:
@@ -95,8 +94,7 @@ def run_tag(folder: Path, out: Path, *options: str) -> tuple[float, dict[int, in
         watcher.join()
         wall = time.perf_counter() - started
         if process.returncode:
-            errors.seek(0)
-            raise TimbrescopeError(child.failure(command, process.returncode, errors.read()))
+            raise failed()
     return wall, peaks
 
 

@@ -299,7 +299,9 @@ def test_a_benchmark_script_reports_a_missing_model_in_one_line(tmp_path):
 
 
 def test_a_benchmark_child_that_fails_is_one_error_line_with_its_last_stderr_line():
-    """benchmarks/child.py: a child's non-zero exit raises with the program and its last stderr line."""
+    """benchmarks/child.py: a child's non-zero exit raises with the program and its last stderr line, whether it ran
+    to its end (``run``) or was started and watched (``started``)."""
+    import re
     import sys
 
     from timbrescope.errors import TimbrescopeError
@@ -310,6 +312,9 @@ def test_a_benchmark_child_that_fails_is_one_error_line_with_its_last_stderr_lin
         child.run([sys.executable, "-c", "import sys; print('first', file=sys.stderr); "
                    "print('ValueError: bad', file=sys.stderr); sys.exit(3)"])
     assert child.failure([sys.executable, "-m", "timbrescope", "serve"], 1, "") == "timbrescope exited with code 1"
+    with child.started([sys.executable, "-c", "import sys; sys.exit('boom')"]) as (process, failed):
+        assert process.wait() == 1
+        assert re.fullmatch(r"python[\d.]* exited with code 1: boom", str(failed()))
 
 
 @pytest.mark.parametrize("script, arguments, message", [
