@@ -75,8 +75,9 @@ test: setup $(STAMPS)/apt-test
 
 # Renders the default and notes corpora from scratch, then trains the recipe on both (CPU) into the shipped model's
 # place: two member networks side by side (one thread each), averaged. v0.14.0 is this target run end to end
-# in a fresh clone (1 h 41 min on 2 cores), byte for byte (docs/MODEL.md). The export follows the recipe's [export] rule: the
-# temporal convolutions in 8 bits, calibrated on the default corpus's validation clips (since v0.10.1).
+# in a fresh clone (1 h 41 min on 2 cores), byte for byte (docs/MODEL.md). The export follows the recipe's
+# [export] rule: the temporal convolutions in 8 bits, calibrated on the default corpus's validation clips (since
+# v0.10.1).
 # The notes corpus reuses the multisampled instruments the first render built (its bank cache, hard-linked).
 model: setup $(SONIVOX) $(NPM_BANKS)/BANKS.csv
 	$(BIN)/timbrescope synth --preset default --out $(MODEL_CORPUS) --seed 0 --festival --extra --sinsy --soundfont $(SONIVOX) $(SFZ_ARGS) --sfz $(NPM_BANKS) $(HOLDOUT_ARG)

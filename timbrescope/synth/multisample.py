@@ -173,14 +173,14 @@ def multisample_banks(cache: Path, banks: list[Bank], renderer_factory) -> list[
     chosen = [instrument for instrument in INSTRUMENTS if instrument.source[0] != "reamp" or guitars]
     missing = [instrument for instrument in chosen if not _sfz(cache, instrument).is_file()]
     live = [instrument for instrument in missing if instrument.source[0] == "jack"]
+    others = [instrument for instrument in missing if instrument.source[0] != "jack"]
     with ExitStack() as stack:
         if live:
             lane = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn")))
             built = lane.submit(_build_each, live, Path(cache))
-        for instrument in missing:
-            if instrument not in live:
-                _build(instrument, Path(cache) / instrument.name, guitars, renderer_factory)
+        for instrument in others:
+            _build(instrument, Path(cache) / instrument.name, guitars, renderer_factory)
         if live:
             built.result()
     return [Bank(instrument.name, _sfz(cache, instrument), "sfizz", "train", (instrument.label,), instrument.package,
