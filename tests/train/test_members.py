@@ -106,6 +106,32 @@ def test_members_train_on_the_dataset_they_are_given_not_on_its_folder(corpus, t
     assert pair["train_clips"] == alone["train_clips"] < full["train_clips"]
 
 
+def test_the_members_share_features_computed_once_which_another_run_does_not_reuse(corpus, tmp_path, capsys):
+    """Before the members start, the features are computed once into the members' folder, as each member would
+    compute them (the member trained there equals one trained alone: the test above); a features file that another
+    run (other data, another front-end) left there is an error, not reused."""
+    from timbrescope.data.clips import SkipLog
+    from timbrescope.data.specs import open_dataset
+    from timbrescope.train import loop
+
+    config = resolve_recipe({"seed": 3, "data": {"spec": str(corpus)}, "optimiser": {"batch_size": 8}}).config
+    path = tmp_path / "pair.ckpt.members" / "features.pt"
+    loop._share_features(str(corpus), config, path)
+    computed: dict = {}
+    _, train_feats, valid_feats = loop.training_features(open_dataset(corpus), config, SkipLog(), computed)
+    (signature, store), = computed.items()
+    shared = loop._shared_features(path)[signature]
+    assert len(store) == len(train_feats.clips) + len(valid_feats.clips) > 0 and shared.keys() == store.keys()
+    assert all(torch.equal(shared[key], store[key]) for key in store)
+    other = resolve_recipe({"data": {"spec": str(corpus), "limit": 4}}).config
+    path.unlink()
+    loop._share_features(str(corpus), other, path)
+    assert main(train_args(corpus, tmp_path / "pair.ckpt", "model.members=2")) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("features.pt belongs to another training run; delete it to start again")
+    assert not (tmp_path / "pair.ckpt").exists()
+
+
 def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, capsys):
     out = tmp_path / "pair.ckpt"
     (tmp_path / "pair.ckpt.members").mkdir()

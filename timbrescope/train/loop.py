@@ -15,7 +15,7 @@ Files written beside ``out`` (e.g. ``model.ckpt``):
 ``model.ckpt.state`` the resume state after the last complete epoch (removed when training ends);
 ``model.ckpt.log.jsonl`` one line per epoch (losses, validation mAP, learning rate, seconds);
 ``model.ckpt.members/`` a recipe of several member networks (``[model] members``): each member's
-files, side by side (removed when the averaged model is written).
+files, side by side, and the features they share (``features.pt``; all removed when the averaged model is written).
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ def training_features(dataset: Dataset, config: TrainConfig, skipped: SkipLog, f
 
 def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, ranks: Ranks) -> dict:
     """``config.members`` networks of ``config.model``, seeds ``config.seed``, ``config.seed + 1``, …, trained into
-    ``out.members/`` (side by side in processes of their own, PyTorch's threads shared out among them; under
-    torchrun one after another, each on every rank), then written to ``out`` as one ``ensemble`` whose clip and
-    frame thresholds are tuned on the validation split for the average. Run again after a kill, each member
-    resumes (or is reused, once written)."""
+    ``out.members/`` (side by side in processes of their own, PyTorch's threads shared out among them, on features
+    computed once beforehand; under torchrun one after another, each on every rank), then written to ``out`` as one
+    ``ensemble`` whose clip and frame thresholds are tuned on the validation split for the average. Run again after
+    a kill, each member resumes (or is reused, once written)."""
     if model_class(config.model).fitted_once:
         raise ParameterError(f"{config.model} is fitted in one step; only networks are trained as several members")
     spec = str(data.root if isinstance(data, Dataset) else data)
@@ -149,16 +149,21 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     # open it again
     jobs = [(data, folder / f"member{k + 1}.ckpt", replace(config, members=1, seed=config.seed + k))
             for k in range(config.members)]
+    cache: dict = {}  # the members' front-ends are one: their features are computed once
     if ranks.world > 1:
-        summaries = [_member_summary(path, member) or _train_one(data, path, member, None, None, ranks)
+        summaries = [_member_summary(path, member) or _train_one(data, path, member, None, cache, ranks)
                      for _, path, member in jobs]
         if not ranks.main:
             return {"rank": ranks.rank}
     else:
+        features = folder / "features.pt"
+        if not all(path.exists() for _, path, _ in jobs):
+            _share_features(data, config, features)
         threads = max(1, torch.get_num_threads() // config.members)
         with ProcessPoolExecutor(config.members, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_member_process, initargs=(os.getpid(), threads)) as pool:
-            summaries = list(pool.map(_train_member, *zip(*jobs)))
+            summaries = list(pool.map(_train_member, *zip(*jobs), [features] * len(jobs)))
+        cache = _shared_features(features) if features.exists() else cache
     models = [load_checkpoint(path)[0] for _, path, _ in jobs]
     model = create_model("ensemble", labels=models[0].labels,
                          members=[{"model": config.model, "config": m.config} for m in models])
@@ -166,7 +171,7 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
         member.load_state_dict(trained.state_dict())
     model.eval()
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
-    valid_feats = _validation_features(model, dataset, config, SkipLog(), None)
+    valid_feats = _validation_features(model, dataset, config, SkipLog(), cache)
     rule = DecisionRule(window_seconds=CLIP_SECONDS, clip_floor=config.clip_floor)
     _, scores, frames = _evaluate(model, valid_feats, config)
     clip_thresholds, frame_thresholds = _thresholds_of(model, valid_feats, scores, frames, rule)
@@ -198,10 +203,44 @@ def _end_with(parent: int, every_seconds: float = 1.0) -> None:
     os._exit(1)
 
 
-def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig) -> dict:
-    """One member of ``_train_members`` in a process of its own (``_member_process``): its summary (the stored one
-    once it is written)."""
-    return _member_summary(path, config) or train(data, path, config)
+def _train_member(data: str | Path | Dataset, path: Path, config: TrainConfig, features: Path) -> dict:
+    """One member of ``_train_members`` in a process of its own (``_member_process``), on the ``features`` file of
+    ``_share_features`` (when there is one): its summary (the stored one once it is written)."""
+    return _member_summary(path, config) or train(
+        data, path, config, feature_cache=_shared_features(features) if features.exists() else None)
+
+
+def _share_features(data: str | Path | Dataset, config: TrainConfig, out: Path) -> None:
+    """Compute the train and validation features of ``config`` on ``data`` once, with all of this process's threads,
+    and write them to ``out`` for the members (``_shared_features``): ``{"run", "signature", "ids", "inputs"
+    [examples, ...] (one tensor: the members map it, the page cache holds it once), "failures" {id: reason}}``.
+    A file already there is kept if the same data and settings wrote it (a resumed run), else refused."""
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
+    run = _features_run(dataset, config)
+    if out.exists():
+        if torch.load(out, mmap=True, weights_only=True)["run"] != run:
+            raise DataError(f"{out} belongs to another training run; delete it to start again")
+        return
+    cache: dict = {}
+    training_features(dataset, config, SkipLog(), cache)
+    (signature, store), = cache.items()
+    ids = [key for key, value in store.items() if not isinstance(value, str)]
+    atomic_torch_save({"run": run, "signature": signature, "ids": ids,
+                       "inputs": torch.stack([store[key] for key in ids]),
+                       "failures": {key: value for key, value in store.items() if isinstance(value, str)}}, out)
+
+
+def _features_run(dataset: Dataset, config: TrainConfig) -> str:
+    """What decides a run's features: the data, the examples drawn and the model's front-end."""
+    return json.dumps([str(dataset.root), config.extra_train, config.exclude_banks, config.limit, config.model,
+                       config.model_config])
+
+
+def _shared_features(path: Path) -> dict:
+    """The feature cache of ``train`` (``{signature: {example id: features or failure}}``) from a file of
+    ``_share_features``, its tensor memory-mapped."""
+    shared = torch.load(path, mmap=True, weights_only=True)
+    return {shared["signature"]: dict(zip(shared["ids"], shared["inputs"])) | shared["failures"]}
 
 
 def _member_summary(path: Path, config: TrainConfig) -> dict | None:
