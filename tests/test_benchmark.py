@@ -202,28 +202,29 @@ def test_machine_names_the_cpu_its_cores_and_its_widest_vector_unit():
 
 
 def test_train_step_times_each_configuration_in_every_process():
-    """benchmarks/train_step.py: one Markdown row per configuration, a median step per process, and the epoch's
-    seconds as the recipe's steps of that batch times their mean."""
+    """benchmarks/train_step.py: one Markdown row per configuration, a median crop step and whole-clip step per
+    process, and the epoch's seconds as the recipe's steps of that batch at the recipe's mix of the two; `--set`
+    changes the recipe timed."""
     import subprocess
     import sys
     from pathlib import Path
 
-    from timbrescope.train.recipe import resolve_recipe
-
     script = Path(__file__).parents[1] / "benchmarks" / "train_step.py"
     done = subprocess.run([sys.executable, str(script), "--config", '{"widths": [8, 8, 8, 8]}', "--config",
-                           '{"widths": [8, 8, 8, 8], "top_blocks": 1}', "--processes", "2", "--steps", "2",
+                           '{"widths": [8, 8, 8, 8], "top_blocks": 1}', "--set", "sampling.crop_seconds=1.0",
+                           "--set", "sampling.whole_clip_share=0.5", "--processes", "2", "--steps", "10",
                            "--batch", "100"], capture_output=True, text=True, timeout=300, check=True)
     lines = done.stdout.splitlines()
-    crop = resolve_recipe("default").config.crop_seconds  # the shipped recipe's crops (2 s since v0.14.0)
-    assert lines[0].startswith(f"training step of timbrenet, batch 100 of {crop:g} s, 2 process(es) at once")
+    assert lines[0].startswith("training step of timbrenet, batch 100: crops of 1 s, whole 5-s clips in 0.5 of the "
+                               "steps; 2 process(es) at once")
     assert "epoch of 250 steps" in lines[2]
     rows = [line.split(" | ") for line in lines if line.startswith("| `{")]
     assert [row[0] for row in rows] == ['| `{"widths": [8, 8, 8, 8]}`', '| `{"widths": [8, 8, 8, 8], "top_blocks": 1}`']
     for row in rows:
-        seconds = [float(s) for s in row[1].split(" / ")]
-        assert len(seconds) == 2 and all(s > 0 for s in seconds)
-        assert abs(float(row[2].rstrip(" |")) - 250 * sum(seconds) / 2) <= 0.5 + 250 * 0.0005  # both rounded
+        seconds = [[float(s) for s in each.split(", ")] for each in row[1].split(" / ")]
+        assert len(seconds) == 2 and all(crop > 0 and whole > 0 for crop, whole in seconds)
+        epoch = sum(250 * (crop + whole) / 2 for crop, whole in seconds) / 2
+        assert abs(float(row[2].rstrip(" |")) - epoch) <= 0.5 + 250 * 0.001  # each figure rounded
 
 
 def test_seed_spread_writes_each_member_as_the_network_the_ensemble_averages(tmp_path):
