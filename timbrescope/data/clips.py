@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,24 +45,17 @@ def clip_examples(examples: list[Example], seconds: float) -> list[Example]:
 def decode_batches(examples: list[Example], sample_rate: int, seconds: float, skipped: SkipLog,
                    batch: int = 64) -> Iterator[tuple[np.ndarray, list[Example]]]:
     """``(audio float32 [n, seconds * sample_rate], the n examples)`` a batch at a time, each clip cut or
-    padded with silence; an example that fails to decode is added to ``skipped`` and left out. The files of a
-    batch are decoded by threads, one per CPU this process may use (the decoders release the GIL)."""
+    padded with silence; an example that fails to decode is added to ``skipped`` and left out."""
     length = round(seconds * sample_rate)
-
-    def decoded(ex: Example) -> np.ndarray | str:
-        try:
-            return ex.load_audio(sample_rate)[:length]
-        except TimbrescopeError as exc:
-            return str(exc)
-
-    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        for start in range(0, len(examples), batch):
-            audio, kept = [], []
-            for ex, y in zip(examples[start:start + batch], pool.map(decoded, examples[start:start + batch])):
-                if isinstance(y, str):
-                    skipped.failures[ex.id] = y
-                    continue
-                audio.append(np.pad(y, (0, length - len(y))))
-                kept.append(ex)
-            if kept:
-                yield np.stack(audio), kept
+    for start in range(0, len(examples), batch):
+        audio, kept = [], []
+        for ex in examples[start:start + batch]:
+            try:
+                y = ex.load_audio(sample_rate)[:length]
+            except TimbrescopeError as exc:
+                skipped.failures[ex.id] = str(exc)
+                continue
+            audio.append(np.pad(y, (0, length - len(y))))
+            kept.append(ex)
+        if kept:
+            yield np.stack(audio), kept
