@@ -132,6 +132,20 @@ def test_the_members_share_features_computed_once_which_another_run_does_not_reu
     assert not (tmp_path / "pair.ckpt").exists()
 
 
+def test_members_of_a_dataset_of_precomputed_features_train_without_a_features_file(tmp_path):
+    """UIowa MIS holds features, not audio: nothing to compute once, and the members read the dataset themselves."""
+    import dataset_fixtures as fixtures
+
+    root = tmp_path / "uiowa"
+    fixtures.uiowa_mis(root)
+    config = resolve_recipe({"seed": 3, "data": {"spec": fixtures.spec("uiowa_mis", root)},
+                             "model": {"name": "mfcc-mlp", "members": 2}, "optimiser": {"batch_size": 8},
+                             "schedule": {"epochs": 1}}).config
+    summary = train(fixtures.spec("uiowa_mis", root), tmp_path / "pair.ckpt", config)
+    assert [m["seed"] for m in summary["members"]] == [3, 4] and summary["train_clips"] > 0
+    assert load_checkpoint(tmp_path / "pair.ckpt")[1]["model"] == "ensemble"
+
+
 def test_a_member_file_of_another_run_is_an_error_not_reused(corpus, tmp_path, capsys):
     out = tmp_path / "pair.ckpt"
     (tmp_path / "pair.ckpt.members").mkdir()

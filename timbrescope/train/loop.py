@@ -231,7 +231,8 @@ def _share_features(data: str | Path | Dataset, config: TrainConfig, out: Path) 
     """Compute the train and validation features of ``config`` on ``data`` once, with all of this process's threads,
     and write them to ``out`` for the members (``_shared_features``): ``{"run", "signature", "ids", "inputs"
     [examples, ...] (one tensor: the members map it, the page cache holds it once), "failures" {id: reason}}``.
-    A file already there is kept if the same data and settings wrote it (a resumed run), else refused."""
+    A file already there is kept if the same data and settings wrote it (a resumed run), else refused. Datasets of
+    precomputed features (no front-end) have nothing to share: no file."""
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     run = _features_run(dataset, config)
     if out.exists():
@@ -240,6 +241,8 @@ def _share_features(data: str | Path | Dataset, config: TrainConfig, out: Path) 
         return
     cache: dict = {}
     training_features(dataset, config, SkipLog(), cache)
+    if not cache:
+        return
     (signature, store), = cache.items()
     ids = [key for key, value in store.items() if not isinstance(value, str)]
     atomic_torch_save({"run": run, "signature": signature, "ids": ids,
