@@ -1,5 +1,5 @@
 """Seconds per training step of `timbrenet` configurations, timed as `make model` trains: processes side by side,
-one PyTorch thread each, glibc keeping freed memory (`train`'s `retain_freed_memory`).
+one PyTorch thread each, channels-last weights and glibc keeping freed memory (as `train` has them).
 
 Usage: python benchmarks/train_step.py [--config JSON ...] [--set section.key=value ...] [--processes 2]
        [--steps 40] [--batch N]
@@ -48,7 +48,7 @@ def step_seconds(config: dict, recipe: TrainConfig, steps: int, batch: int) -> t
     retain_freed_memory()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = create_model("timbrenet", labels=labels(), **config)
+    model = create_model("timbrenet", labels=labels(), **config).to(memory_format=torch.channels_last)  # as trained
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
     frontend = model.frontend.config
     whole = round(CLIP_SECONDS * frontend.sample_rate) // frontend.hop_length + 1
