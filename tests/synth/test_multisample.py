@@ -71,11 +71,14 @@ def test_jack_instrument_is_rendered_headless_into_a_playable_sfz(tmp_path, only
 
 
 def test_vox_continental_plays_in_real_time_below_its_top_key_and_leaves_no_process(tmp_path, only):
+    """bristol plays in real time on a JACK server of its own while a freewheeling engine builds on the other."""
     vox = _instrument("vox_continental", step=12, hold=1.0, release=0.5)  # 36, 48, 60: the keys up to 71
     assert (vox.keys, vox.freewheel) == ([36, 48, 60], False)
-    only(vox)
-    [bank] = multisample_banks(tmp_path, [], Renderer)
+    only(vox, _instrument("setbfree_jazz", step=20))
+    bank, organ = multisample_banks(tmp_path, [], Renderer)
     assert bank.labels == ("organ",) and bank.package == "bristol"
+    assert sorted(path.name for path in (tmp_path / organ.name).glob("*.flac")) == [
+        "040_v100.flac", "060_v100.flac", "080_v100.flac"]
     for key in (36, 48, 60):
         y, sr = sf.read(tmp_path / "vox_continental" / f"{key:03d}_v100.flac")
         assert _level(y[: sr]) > -30 and _level(y[round(1.3 * sr):]) < _level(y[: sr]) - 20  # sounds, then stops

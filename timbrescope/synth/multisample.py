@@ -51,7 +51,8 @@ GRANDORGUE = Path("/usr/share/GrandOrgue/packages")
 CABINETS = Path("/usr/share/rakarrack")
 MDA = "http://drobilla.net/plugins/mda/"
 GX = "http://guitarix.sourceforge.net/plugins/"
-JACK_SERVER = "timbrescope"  # the private JACK server's name (see _one_jack_server)
+JACK_SERVER = "timbrescope"  # the private JACK server of the freewheeling engines (see _one_jack_server)
+JACK_LIVE_SERVER = "timbrescope-live"  # the one of the engines that play in real time (bristol), beside it
 JACK_METADATA = Path("/dev/shm") / f"jack_db-{os.getuid()}"  # JACK 2's metadata database (Berkeley DB)
 
 
@@ -166,23 +167,24 @@ def multisample_banks(cache: Path, banks: list[Bank], renderer_factory) -> list[
     """The train banks of ``INSTRUMENTS``, built into ``cache`` on first use (one folder each, written under a
     temporary name and renamed when complete). The ``reamp`` ones play the ``DI_GUITARS`` found among
     ``banks`` (train split; none found: no reamp banks); ``renderer_factory(sr)`` makes the Renderer.
-    The JACK instruments build one after another in a process of their own (bristol's play in real time, waiting
-    on the clock) while this one builds the others."""
+    The JACK instruments build one after another in two processes of their own, each with its JACK server: those
+    that freewheel, and those that play in real time (bristol's, waiting on the clock), while this one builds the
+    others."""
     by_name = {bank.name: bank for bank in banks if bank.split == "train"}
     guitars = [by_name[name] for name in DI_GUITARS if name in by_name]
     chosen = [instrument for instrument in INSTRUMENTS if instrument.source[0] != "reamp" or guitars]
     missing = [instrument for instrument in chosen if not _sfz(cache, instrument).is_file()]
-    live = [instrument for instrument in missing if instrument.source[0] == "jack"]
+    jack = [instrument for instrument in missing if instrument.source[0] == "jack"]
     others = [instrument for instrument in missing if instrument.source[0] != "jack"]
+    lanes = [lane for lane in ([i for i in jack if i.freewheel], [i for i in jack if not i.freewheel]) if lane]
     with ExitStack() as stack:
-        if live:
-            lane = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn")))
-            built = lane.submit(_build_each, live, Path(cache))
+        built = [stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"))).submit(_build_each, lane, Path(cache))
+            for lane in lanes]
         for instrument in others:
             _build(instrument, Path(cache) / instrument.name, guitars, renderer_factory)
-        if live:
-            built.result()
+        for lane in built:
+            lane.result()
     return [Bank(instrument.name, _sfz(cache, instrument), "sfizz", "train", (instrument.label,), instrument.package,
                  instrument.licence) for instrument in chosen]
 
@@ -302,7 +304,7 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
         if not shutil.which(program_name):
             raise DataError(f"{instrument.name} needs {program_name}: install the Debian packages of `make setup` "
                             f"(jackd2, jalv, {instrument.package})")
-    server = JACK_SERVER
+    server = JACK_SERVER if instrument.freewheel else JACK_LIVE_SERVER
     slot = round(_slot_seconds(instrument) * SAMPLE_RATE)
     hold = round(instrument.hold * SAMPLE_RATE)
     lead = SAMPLE_RATE // 2  # the program change settles before the first note
@@ -316,14 +318,17 @@ def _jack_take(instrument: Instrument, slots: list[tuple[int, int]]) -> np.ndarr
     state = {"armed": False, "frame": 0, "next": 0}
     finished = threading.Event()
     env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_AUDIO_RESERVATION": "1"}
-    with _one_jack_server(), tempfile.TemporaryDirectory() as home:  # foo-yc20-cli writes its settings in $HOME
+    with _one_jack_server(server), tempfile.TemporaryDirectory() as home:  # foo-yc20-cli writes its settings in $HOME
         env["HOME"] = home
-        processes = [subprocess.Popen(["jackd", "--no-realtime", "-n", server, "-d", "dummy",
-                                       "-r", str(SAMPLE_RATE), "-p", "1024"], env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)]
+        processes = []
         try:
-            client = _connect(lambda: jack.Client("recorder", servername=server, no_start_server=True),
-                              f"jackd ({instrument.package})")
+            with _jack_starting():
+                processes.append(subprocess.Popen(["jackd", "--no-realtime", "-n", server, "-d", "dummy",
+                                                   "-r", str(SAMPLE_RATE), "-p", "1024"], env=env,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                  start_new_session=True))
+                client = _connect(lambda: jack.Client("recorder", servername=server, no_start_server=True),
+                                  f"jackd ({instrument.package})")
             # jalv quits when its standard input closes: keep it open until the end; a session of its own,
             # so that stopping it stops what it started (startBristol starts bristol and brighton)
             processes.append(subprocess.Popen(list(command), env=env, stdin=subprocess.PIPE,
@@ -384,11 +389,25 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _one_jack_server():
-    """Hold a machine-wide lock while the ``JACK_SERVER`` runs. JACK's shared-memory registry has room for
-    a few server names and keeps a name after its server has gone, so a fresh name per render fills it
-    (then no server starts); one name, taken by one render at a time, reuses its entry."""
-    with open(Path(tempfile.gettempdir()) / f"{JACK_SERVER}.lock", "a") as lock:
+def _one_jack_server(server: str):
+    """Hold a machine-wide lock while the JACK server ``server`` runs. JACK's shared-memory registry has room for
+    a few server names and keeps a name after its server has gone, so a fresh name per render fills it (then no
+    server starts); two names (``JACK_SERVER``, ``JACK_LIVE_SERVER``), each taken by one render at a time, reuse
+    their entries."""
+    with open(Path(tempfile.gettempdir()) / f"{server}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _jack_starting():
+    """Hold a machine-wide lock while a JACK server starts and its first client connects, after clearing a stale
+    metadata database: the servers of one user share the database, and one starting beside another must not
+    clear it while the other is opening it (once connected, a server has it mapped, and it is kept)."""
+    with open(Path(tempfile.gettempdir()) / f"{JACK_SERVER}-starting.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             clear_stale_metadata(JACK_METADATA)
