@@ -174,9 +174,9 @@ def multisample_banks(cache: Path, banks: list[Bank], renderer_factory) -> list[
     guitars = [by_name[name] for name in DI_GUITARS if name in by_name]
     chosen = [instrument for instrument in INSTRUMENTS if instrument.source[0] != "reamp" or guitars]
     missing = [instrument for instrument in chosen if not _sfz(cache, instrument).is_file()]
-    jack = [instrument for instrument in missing if instrument.source[0] == "jack"]
+    hosted = [instrument for instrument in missing if instrument.source[0] == "jack"]
     others = [instrument for instrument in missing if instrument.source[0] != "jack"]
-    lanes = [lane for lane in ([i for i in jack if i.freewheel], [i for i in jack if not i.freewheel]) if lane]
+    lanes = [lane for lane in ([i for i in hosted if i.freewheel], [i for i in hosted if not i.freewheel]) if lane]
     with ExitStack() as stack:
         built = [stack.enter_context(concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"))).submit(_build_each, lane, Path(cache))
@@ -389,17 +389,22 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _one_jack_server(server: str):
-    """Hold a machine-wide lock while the JACK server ``server`` runs. JACK's shared-memory registry has room for
-    a few server names and keeps a name after its server has gone, so a fresh name per render fills it (then no
-    server starts); two names (``JACK_SERVER``, ``JACK_LIVE_SERVER``), each taken by one render at a time, reuse
-    their entries."""
-    with open(Path(tempfile.gettempdir()) / f"{server}.lock", "a") as lock:
+def _machine_lock(name: str):
+    """Hold the machine-wide lock ``name`` (a file in the temporary folder) until the block ends."""
+    with open(Path(tempfile.gettempdir()) / f"{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _one_jack_server(server: str):
+    """Hold a machine-wide lock while the JACK server ``server`` runs. JACK's shared-memory registry has room for
+    a few server names and keeps a name after its server has gone, so a fresh name per render fills it (then no
+    server starts); two names (``JACK_SERVER``, ``JACK_LIVE_SERVER``), each taken by one render at a time, reuse
+    their entries."""
+    return _machine_lock(server)
 
 
 @contextmanager
@@ -407,13 +412,9 @@ def _jack_starting():
     """Hold a machine-wide lock while a JACK server starts and its first client connects, after clearing a stale
     metadata database: the servers of one user share the database, and one starting beside another must not
     clear it while the other is opening it (once connected, a server has it mapped, and it is kept)."""
-    with open(Path(tempfile.gettempdir()) / f"{JACK_SERVER}-starting.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            clear_stale_metadata(JACK_METADATA)
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with _machine_lock(f"{JACK_SERVER}-starting"):
+        clear_stale_metadata(JACK_METADATA)
+        yield
 
 
 def clear_stale_metadata(folder: Path) -> None:

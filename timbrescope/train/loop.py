@@ -138,6 +138,13 @@ def training_features(dataset: Dataset, config: TrainConfig, skipped: SkipLog, f
     """The untrained model of ``config`` (weights drawn from torch's generator as it stands) for the labels of
     ``dataset``'s train split and ``config.extra_train``, and its train and validation features with their targets:
     all that the epochs draw from. Files that cannot be decoded are recorded in ``skipped``."""
+    model, train_examples = _untrained_model(dataset, config)
+    train_feats = _features(model, train_examples, skipped, feature_cache, progress)
+    return model, train_feats, _validation_features(model, dataset, config, skipped, feature_cache)
+
+
+def _untrained_model(dataset: Dataset, config: TrainConfig) -> tuple[nn.Module, list[Example]]:
+    """``training_features``' untrained model and the 5-s train clips it trains on."""
     train_examples = dataset.sample("train", config.limit, config.seed) + extra_train_examples(config)
     train_examples = without_banks(train_examples, config.exclude_banks)
     train_examples = clip_examples(train_examples, CLIP_SECONDS)
@@ -147,8 +154,7 @@ def training_features(dataset: Dataset, config: TrainConfig, skipped: SkipLog, f
     model = create_model(config.model, labels=labels, **_model_config(config, dataset, train_examples))
     if config.transfer_from:
         _transfer(model, config.transfer_from)
-    train_feats = _features(model, train_examples, skipped, feature_cache, progress)
-    return model, train_feats, _validation_features(model, dataset, config, skipped, feature_cache)
+    return model, train_examples
 
 
 def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, ranks: Ranks) -> dict:
@@ -239,13 +245,15 @@ def _share_features(data: str | Path | Dataset, config: TrainConfig, out: Path) 
         if torch.load(out, mmap=True, weights_only=True)["run"] != run:
             raise DataError(f"{out} belongs to another training run; delete it to start again")
         return
-    cache: dict = {}
-    training_features(dataset, config, SkipLog(), cache)
-    if not cache:
+    model, train_examples = _untrained_model(dataset, config)
+    if model.frontend is None:
         return
-    (signature, store), = cache.items()
+    store: dict = {}
+    _frontend_outputs(model, train_examples + _validation_examples(dataset, config), store)
     ids = [key for key, value in store.items() if not isinstance(value, str)]
-    atomic_torch_save({"run": run, "signature": signature, "ids": ids,
+    if not ids:  # nothing decoded: each member says so as one would alone
+        return
+    atomic_torch_save({"run": run, "signature": _signature(model), "ids": ids,
                        "inputs": torch.stack([store[key] for key in ids]),
                        "failures": {key: value for key, value in store.items() if isinstance(value, str)}}, out)
 
@@ -335,8 +343,11 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
 def _validation_features(model: nn.Module, dataset: Dataset, config: TrainConfig, skipped: SkipLog,
                          cache: dict | None) -> Batch:
     """Features and targets of ``dataset``'s validation split, cut into 5-s clips (``config.limit`` of them)."""
-    examples = clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
-    return _features(model, examples, skipped, cache, lambda done, total: None)
+    return _features(model, _validation_examples(dataset, config), skipped, cache, lambda done, total: None)
+
+
+def _validation_examples(dataset: Dataset, config: TrainConfig) -> list[Example]:
+    return clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
 
 
 def _model_config(config: TrainConfig, dataset: Dataset, examples: list[Example]) -> dict:
@@ -472,17 +483,8 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
     if model.frontend is None:
         inputs, kept = torch.from_numpy(np.stack([ex.features for ex in examples])), list(examples)
     else:
-        signature = json.dumps([type(model.frontend).__name__, model.config.get("frontend")])
-        store = {} if cache is None else cache.setdefault(signature, {})  # example id -> features or failure
-        todo = [ex for ex in examples if ex.id not in store]
-        done = len(examples) - len(todo)
-        for audio, batch in decode_batches(todo, model.sample_rate, CLIP_SECONDS, fresh := SkipLog()):
-            x = model.frontend(torch.from_numpy(audio))
-            x = x.half() if x[0].numel() > 10_000 else x
-            store.update({ex.id: row for ex, row in zip(batch, x)})
-            done += len(batch)
-            progress(done, len(examples))
-        store.update(fresh.failures)
+        store = {} if cache is None else cache.setdefault(_signature(model), {})  # example id -> features or failure
+        _frontend_outputs(model, examples, store, progress)
         skipped.failures.update({ex.id: store[ex.id] for ex in examples if isinstance(store[ex.id], str)})
         kept = [ex for ex in examples if not isinstance(store[ex.id], str)]
         if not kept:
@@ -501,6 +503,27 @@ def _features(model: nn.Module, examples: list[Example], skipped: SkipLog, cache
         torch.tensor([ex.segments is not None and model.frame_level for ex in kept]),
         torch.tensor([composers.get(ex.metadata.get("composer"), -1) for ex in kept]),
         torch.tensor([is_single_note(ex) for ex in kept]))
+
+
+def _signature(model: nn.Module) -> str:
+    """The key of a feature cache's store: models with equal front-ends share their features."""
+    return json.dumps([type(model.frontend).__name__, model.config.get("frontend")])
+
+
+@torch.no_grad()
+def _frontend_outputs(model: nn.Module, examples: list[Example], store: dict,
+                      progress: Callable[[int, int], None] = lambda done, total: None) -> None:
+    """Add to ``store`` (example id -> features, or why it failed to decode) the front-end outputs of the
+    ``examples`` it lacks (float16 where a clip's features are large)."""
+    todo = [ex for ex in examples if ex.id not in store]
+    done = len(examples) - len(todo)
+    for audio, batch in decode_batches(todo, model.sample_rate, CLIP_SECONDS, fresh := SkipLog()):
+        x = model.frontend(torch.from_numpy(audio))
+        x = x.half() if x[0].numel() > 10_000 else x
+        store.update({ex.id: row for ex, row in zip(batch, x)})
+        done += len(batch)
+        progress(done, len(examples))
+    store.update(fresh.failures)
 
 
 def extra_train_examples(config: TrainConfig) -> list[Example]:
