@@ -480,6 +480,38 @@ def test_release_lets_single_notes_go_early_and_ends_their_frame_targets():
     assert 0.4 < draws.released.float().mean() < 0.6 and draws.cut.min() >= 0.1 and draws.cut.max() <= 1.5
 
 
+def test_bfloat16_precision_runs_the_forward_pass_under_autocast_where_the_device_computes_it(corpus, tmp_path,
+                                                                                              monkeypatch):
+    """`optimiser.precision = "bfloat16"`: the training forward pass in bfloat16 (the weights stay float32) where the
+    device computes it natively, float32 elsewhere; the summary says which ran; other values are refused."""
+    from timbrescope.models.checkpoint import load_checkpoint
+    from timbrescope.models.timbrenet import TimbreNet
+    from timbrescope.train import loop
+
+    seen = []
+    forward = TimbreNet.forward_features
+
+    def spy(self, logmel):
+        out = forward(self, logmel)
+        if self.training:
+            seen.append(out["clip_logits"].dtype)
+        return out
+
+    monkeypatch.setattr(TimbreNet, "forward_features", spy)
+    config = replace(CONFIG, epochs=1, precision="bfloat16")
+    for native, precision in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
+        assert loop.training_precision(config, "cpu") == str(precision).removeprefix("torch.")
+        seen.clear()
+        summary = train(corpus, tmp_path / f"{native}.ckpt", config)
+        assert seen and set(seen) == {precision} and summary["precision"] == str(precision).removeprefix("torch.")
+        model, _ = load_checkpoint(tmp_path / f"{native}.ckpt")
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert loop.training_precision(replace(config, precision="float32"), "cpu") == "float32"
+    with pytest.raises(ParameterError, match="optimiser.precision must be one of float32, bfloat16, got 'float16'"):
+        resolve_recipe("default", ["optimiser.precision=float16"])
+
+
 def test_training_keeps_freed_memory_for_its_next_steps_instead_of_faulting_it_in_again():
     """A 64-MB activation allocated and freed ten times is faulted in page by page each time under glibc's
     defaults; after ``retain_freed_memory`` (which ``train`` calls) the process reuses it (a fresh process: the

@@ -123,6 +123,7 @@ def _train_one(data: str | Path | Dataset, out: Path, config: TrainConfig,
                "validation_clips": len(valid_feats.clips), "skipped_files": len(skipped),
                "best_epoch": best["epoch"] + 1, "valid_map": round(best["map"], 5), "epochs_run": len(history),
                "seconds": round(sum(h["seconds"] for h in history), 1), "ranks": ranks.world,
+               **({} if model.fitted_once else {"precision": training_precision(config, ranks.device)}),
                "config": asdict(config),
                "recipe": Recipe(str(data if not isinstance(data, Dataset) else dataset.root), config).to_dict(),
                "history": history}
@@ -198,7 +199,8 @@ def _train_members(data: str | Path | Dataset, out: Path, config: TrainConfig, r
     _, scores, frames = _evaluate(model, valid_feats, config)
     clip_thresholds, frame_thresholds = _thresholds_of(model, valid_feats, scores, frames, rule)
     first = summaries[0]
-    summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files")},
+    summary = {**{key: first[key] for key in ("data", "dataset", "train_clips", "validation_clips", "skipped_files",
+                                              "precision") if key in first},
                "valid_map": round(_validation_map(valid_feats, scores), 5),
                "seconds": round(sum(s["seconds"] for s in summaries), 1), "ranks": ranks.world,
                "config": asdict(config), "recipe": Recipe(spec, config).to_dict(), "history": [],
@@ -566,6 +568,7 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
         pool = round(model.hop_seconds / hop)
         crop = (round(config.crop_seconds / hop), pool) if config.crop_seconds else None
         release = Release(config.release_probability, hop, pool) if config.release_probability else None
+    precision = training_precision(config, ranks.device)
     losses, started = [], time.perf_counter()
     for step, start in enumerate(range(0, len(order), config.batch_size)):
         batch = feats.take(torch.from_numpy(order[start:start + config.batch_size]))
@@ -575,7 +578,9 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
         batch = augment(replace(batch, inputs=batch.inputs.float()), model.augmentation, config.mixture_probability, rng,
                         release)
         batch = batch.to(ranks.device)
-        loss = _loss(model, forward(batch.inputs), batch, config) + model.penalty()
+        with torch.autocast(torch.device(ranks.device).type, torch.bfloat16, enabled=precision == "bfloat16"):
+            out = forward(batch.inputs)
+        loss = _loss(model, {key: value.float() for key, value in out.items()}, batch, config) + model.penalty()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -588,6 +593,15 @@ def _train_epoch(model: nn.Module, forward, feats: Batch, optimiser, schedule, c
         if schedule.last_epoch >= schedule.total_steps:
             break
     return float(np.mean(losses)), schedule
+
+
+def training_precision(config: TrainConfig, device: str) -> str:
+    """The precision the training forward pass runs in on ``device``: ``config.precision``'s bfloat16 where the
+    device computes it natively (a CUDA GPU that supports it, a CPU with AVX512-BF16 or AMX), else float32."""
+    kind = torch.device(device).type
+    native = (torch.cuda.is_bf16_supported() if kind == "cuda" else
+              kind == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return "bfloat16" if config.precision == "bfloat16" and native else "float32"
 
 
 @torch.no_grad()

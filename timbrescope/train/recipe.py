@@ -18,6 +18,8 @@ Sections and keys (every key optional; ``timbrescope/recipes/*.toml`` are the sh
     [augment]   mixture_probability            # share of draws mixed with another clip
                 release_probability            # share of single-note draws let go early (short notes)
     [optimiser] batch_size, learning_rate, weight_decay    # AdamW
+                precision = "float32"          # "bfloat16": the forward pass under autocast where the device
+                                               # computes it natively (float32 elsewhere; the summary says which)
     [schedule]  epochs, patience, budget_minutes           # one-cycle; early stop; fit into a time budget
     [loss]      frame_loss_weight, composer_loss_weight
     [decision]  clip_floor                     # clip thresholds are tuned from this value up (default 0.05)
@@ -40,6 +42,8 @@ from pathlib import Path
 from timbrescope.errors import ParameterError
 from timbrescope.models.onnx_export import QUANTISATIONS
 from timbrescope.models.registry import training_defaults
+
+PRECISIONS = ("float32", "bfloat16")  # of the training forward pass (weights, gradients and AdamW stay float32)
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -70,6 +74,7 @@ class TrainConfig:
     members: int = 1  # networks trained with seeds seed, seed + 1, … and written as one averaged model (ensemble)
     quantise: str = "none"  # "temporal": the ONNX export runs the temporal convolutions in 8 bits (onnx_export)
     calibration_clips: int = 128  # validation clips of the data spec that calibrate the 8-bit layers
+    precision: str = "float32"  # "bfloat16": the training forward pass under autocast (loop.training_precision)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
@@ -90,6 +95,8 @@ class TrainConfig:
             raise ParameterError(f"the clip-threshold floor must lie in 0.05-0.95, got {self.clip_floor}")
         if self.quantise not in QUANTISATIONS:
             raise ParameterError(f"export.quantise must be one of {', '.join(QUANTISATIONS)}, got {self.quantise!r}")
+        if self.precision not in PRECISIONS:
+            raise ParameterError(f"optimiser.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.calibration_clips < 1:
             raise ParameterError(f"export.calibration_clips must be 1 or more, got {self.calibration_clips}")
         if self.note_share is not None and not (self.solo_share and 0 < self.note_share < self.solo_share):
@@ -104,7 +111,8 @@ SECTIONS: dict[str, dict[str, str]] = {
     "sampling": {"solo_share": "solo_share", "note_share": "note_share", "crop_seconds": "crop_seconds",
                  "whole_clip_share": "whole_clip_share"},
     "augment": {"mixture_probability": "mixture_probability", "release_probability": "release_probability"},
-    "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay"},
+    "optimiser": {"batch_size": "batch_size", "learning_rate": "learning_rate", "weight_decay": "weight_decay",
+                  "precision": "precision"},
     "schedule": {"epochs": "epochs", "patience": "patience", "budget_minutes": "budget_seconds"},
     "loss": {"frame_loss_weight": "frame_loss_weight", "composer_loss_weight": "composer_loss_weight"},
     "decision": {"clip_floor": "clip_floor"},
