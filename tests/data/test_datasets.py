@@ -159,6 +159,12 @@ def test_corrupt_files_are_skipped_and_counted_when_decoding(built):
     batches = list(decode_batches(dataset.examples, 22050, 3.0, skipped, batch=5))
     assert sum(len(b[1]) for b in batches) == len(dataset.examples) - 2 and len(skipped) == 2
     assert all(audio.shape[1] == 66150 for audio, _ in batches)
+    kept = [ex for _, examples in batches for ex in examples]  # in order, each cut or padded to 3 s
+    assert [ex.id for ex in kept] == [ex.id for ex in dataset.examples if ex.id not in skipped.failures]
+    audio = np.concatenate([audio for audio, _ in batches])
+    for row, ex in zip(audio, kept):
+        y = ex.load_audio(22050)[:66150]
+        np.testing.assert_array_equal(row, np.pad(y, (0, 66150 - len(y))))
 
 
 def test_windowing_keeps_short_clips_and_cuts_long_ones(tmp_path):

@@ -342,11 +342,12 @@ def retune_thresholds(checkpoint: str | Path, data: str | Path | Dataset, out: s
 
 def _validation_features(model: nn.Module, dataset: Dataset, config: TrainConfig, skipped: SkipLog,
                          cache: dict | None) -> Batch:
-    """Features and targets of ``dataset``'s validation split, cut into 5-s clips (``config.limit`` of them)."""
+    """Features and targets of ``_validation_examples``."""
     return _features(model, _validation_examples(dataset, config), skipped, cache, lambda done, total: None)
 
 
 def _validation_examples(dataset: Dataset, config: TrainConfig) -> list[Example]:
+    """``dataset``'s validation split (``config.limit`` of it) cut into 5-s clips."""
     return clip_examples(dataset.sample("validation", config.limit, config.seed), CLIP_SECONDS)
 
 
